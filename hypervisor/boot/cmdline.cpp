@@ -258,6 +258,7 @@ void write_syntax(Sink& sink, const Option& option) {
 constexpr const char* kConsoleNames[] = {"com1", "com2", "none"};
 constexpr const char* kLogLevelNames[] = {"error", "warn", "info", "debug"};
 constexpr const char* kApicNames[] = {"auto", "xapic", "x2apic"};
+constexpr const char* kCrashNames[] = {"none", "panic", "page-fault", "stack-overflow"};
 static_assert(static_cast<usize>(log::Level::Error) == 0 &&
                   static_cast<usize>(log::Level::Debug) + 1 == array_size(kLogLevelNames),
               "loglvl names follow log::Level's values");
@@ -276,6 +277,7 @@ auto with_hypervisor_options(HypervisorOptions& o, Use use) {
         Option::flag("selftest", &o.selftest, "run the built-in self-tests"),
         Option::flag("emu_exit", &o.emu_exit, "let the image end the emulator it runs in"),
         Option::choice("apic", &o.apic, kApicNames, "local APIC mode"),
+        Option::choice("crash", &o.crash, kCrashNames, "fail on purpose after READY (tests)"),
         Option::size("dom0_mem", &o.dom0_mem, 0, kMaxPhysicalMemory,
                      "Dom0 memory (0: decided at boot)"),
     };

@@ -101,6 +101,8 @@ void print_option_help(OptionTable table, Sink& out);
 struct HypervisorOptions {
     enum class Console : u8 { Com1, Com2, None };
     enum class Apic : u8 { Auto, XApic, X2Apic };
+    // A deliberate failure after READY, so tests can prove the diagnosis path works.
+    enum class Crash : u8 { None, Panic, PageFault, StackOverflow };
 
     Console console = Console::Com1;  // console=com1|com2|none
     u32 baud = 115200;                // baud=50..115200
@@ -109,6 +111,7 @@ struct HypervisorOptions {
     bool selftest = false;            // selftest: run the built-in self-tests
     bool emu_exit = false;            // emu_exit: the image may end the emulator it runs in
     Apic apic = Apic::Auto;           // apic=auto|xapic|x2apic
+    Crash crash = Crash::None;        // crash=none|panic|page-fault|stack-overflow
     u64 dom0_mem = 0;                 // dom0_mem=<size>: Dom0's memory, 0 = decided at boot
 };
 

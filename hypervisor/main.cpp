@@ -1,0 +1,182 @@
+// Boot: from the Multiboot2 hand-off to a machine whose every CPU runs the hypervisor with its
+// virtualization extension on. Phase 1 runs on the image's boot stack with the loader's memory
+// still identity-mapped; phase 2 runs on a guard-paged stack under the hypervisor's own tables.
+#include <arch/x86_64/apic.h>
+#include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
+#include <arch/x86_64/descriptors.h>
+#include <arch/x86_64/emulator_exit.h>
+#include <arch/x86_64/smp.h>
+#include <arch/x86_64/tsc.h>
+#include <boot/multiboot2/multiboot2.h>
+#include <drivers/acpi/acpi.h>
+#include <drivers/uart/uart16550.h>
+#include <hypervisor/boot/cmdline.h>
+#include <hypervisor/log.h>
+#include <hypervisor/memory.h>
+#include <hypervisor/panic.h>
+#include <hypervisor/percpu.h>
+#include <hypervisor/platform.h>
+#include <hypervisor/selftest.h>
+#include <hypervisor/time.h>
+#include <hypervisor/virt.h>
+#include <lamina/string.h>
+
+extern "C" void (*__init_array_start[])();
+extern "C" void (*__init_array_end[])();
+
+namespace lamina {
+namespace {
+
+constexpr u32 kMultiboot2Magic = 0x36d76289;
+constexpr usize kMaxBootInfoBytes = 1 * MiB;
+
+Uart16550 console_uart;
+mb2::BootInfo boot_info;
+HypervisorOptions options;
+u64 entry_tsc;
+
+// Early IST stacks for the boot CPU, until phase 2 replaces them with guard-paged ones.
+LAMINA_ALIGNED(16) u8 early_ist_stacks[x86::kIstCount][4096];
+
+void run_global_constructors() {
+    for (auto* ctor = __init_array_start; ctor < __init_array_end; ++ctor) (*ctor)();
+}
+
+void init_console(const char* cmdline_diagnostics) {
+    u16 port = 0;
+    switch (options.console) {
+        case HypervisorOptions::Console::Com1: port = 0x3f8; break;
+        case HypervisorOptions::Console::Com2: port = 0x2f8; break;
+        case HypervisorOptions::Console::None: break;
+    }
+    if (port && console_uart.init(port, options.baud)) log::attach_console(&console_uart);
+    log::set_level(options.log_level);
+    if (cmdline_diagnostics[0]) log::print("{}", cmdline_diagnostics);
+}
+
+const char* boot_firmware() { return boot_info.has(mb2::TagType::Efi64SystemTable) ? "uefi" : "bios"; }
+
+[[noreturn]] void finish(bool success) {
+    if (options.emu_exit) x86::end_emulator(success);
+    for (;;) x86::enable_interrupts_and_halt();
+}
+
+void end_emulator_on_panic(bool success) { x86::end_emulator(success); }
+void stop_other_cpus_on_panic() { apic::send_nmi_to_all_others(); }
+
+void print_ready_line() {
+    memory::Stats mem = memory::stats();
+    const virt::Summary& v = virt::summary();
+    log::print("LAMINA READY version={} cpus={}/{} mem={} virt={} stage2={} boot={}\n", LAMINA_VERSION,
+               smp::online_count(), platform::present_cpu_count(), mem.usable_bytes / MiB,
+               virt::vendor_name(v.vendor), virt::stage2_name(v.vendor), boot_firmware());
+    u64 image_bytes = memory::image_bytes();
+    log::print("LAMINA STAT boot_tsc={} image_bytes={} hv_ram_kib={} free_kib={}\n",
+               x86::rdtsc() - entry_tsc, image_bytes, mem.hypervisor_bytes / KiB, mem.free_bytes / KiB);
+}
+
+// Each way the hypervisor can die must print a diagnosis; crash= proves it on real paths.
+[[gnu::noinline]] u64 overflow_stack(u64 depth) {
+    volatile u8 frame[512];
+    frame[0] = static_cast<u8>(depth);
+    // The bound is far beyond any stack; it only keeps the recursion formally finite.
+    return depth < (u64{1} << 40) ? overflow_stack(depth + 1) + frame[0] : 0;
+}
+
+void crash_on_purpose(HypervisorOptions::Crash crash) {
+    switch (crash) {
+        case HypervisorOptions::Crash::None: return;
+        case HypervisorOptions::Crash::Panic: panic("crash=panic asked for on the command line");
+        case HypervisorOptions::Crash::PageFault:
+            *reinterpret_cast<volatile u64*>(0xdead0000) = 1;  // never mapped
+            return;
+        case HypervisorOptions::Crash::StackOverflow: overflow_stack(0); return;
+    }
+}
+
+[[noreturn]] void boot_phase2() {
+    PerCpu& bsp = smp::boot_cpu();
+    smp::init_cpu_descriptors(bsp);
+
+    const acpi::Platform& acpi = platform::acpi();
+    tsc::Calibration tsc = tsc::calibrate(acpi.hpet.present ? acpi.hpet.base_address : 0);
+    time::set_tsc_frequency(tsc.hz);
+    log::info("tsc: {} MHz (from {}){}", tsc.hz / 1000000, tsc::source_name(tsc.source),
+              x86::cpu_features().invariant_tsc ? ", invariant" : "");
+
+    apic::init_boot_cpu(options.apic != HypervisorOptions::Apic::XApic);
+    if (options.apic == HypervisorOptions::Apic::X2Apic && apic::mode() != apic::Mode::X2Apic)
+        log::warn("apic=x2apic asked for, but this CPU has no x2APIC");
+    bsp.apic_id = apic::this_cpu_id();
+    panic_hooks.stop_other_cpus = stop_other_cpus_on_panic;
+
+    virt::Summary v = virt::detect();
+    if (v.vendor != virt::Vendor::None && !virt::enable_on_this_cpu())
+        log::error("cannot turn {} on on the boot CPU", virt::vendor_name(v.vendor));
+
+    u32 apic_ids[kMaxCpus];
+    u32 present = platform::usable_apic_ids(apic_ids, kMaxCpus);
+    smp::start_application_processors(apic_ids, present, options.max_cpus);
+    log::info("{} of {} CPUs online", smp::online_count(), present);
+
+    print_ready_line();
+    crash_on_purpose(options.crash);
+    if (options.selftest) finish(selftest::run_all() == 0);
+    // Later issues put Dom0 here; until then the CPUs idle, halted.
+    for (;;) x86::enable_interrupts_and_halt();
+}
+
+}  // namespace
+}  // namespace lamina
+
+extern "C" [[noreturn]] void boot_main(lamina::u32 magic, lamina::u32 info_phys, lamina::u64 entry_tsc) {
+    using namespace lamina;
+    PerCpu& bsp = smp::boot_cpu();
+    bsp.index = 0;
+    install_percpu(bsp);
+    x86::load_descriptors(bsp.descriptors, {
+        reinterpret_cast<u64>(early_ist_stacks[0] + 4096), reinterpret_cast<u64>(early_ist_stacks[1] + 4096),
+        reinterpret_cast<u64>(early_ist_stacks[2] + 4096)});
+    x86::init_idt();
+    lamina::entry_tsc = entry_tsc;
+    run_global_constructors();
+    x86::detect_cpu_features();
+
+    // The loader's first 4 GiB are in the physmap from the start (boot/entry.S), so pointers
+    // the parser keeps into the boot information stay valid under the hypervisor's tables.
+    const u8* info = static_cast<const u8*>(memory::phys_to_virt(info_phys));
+    if (magic != kMultiboot2Magic) {
+        console_uart.init(0x3f8, 115200);
+        log::attach_console(&console_uart);
+        panic("not started by a Multiboot2 loader (magic {:#x})", magic);
+    }
+    u32 total_size = *reinterpret_cast<const u32*>(info);
+    mb2::ParseResult parsed = mb2::parse(info, min<usize>(total_size, kMaxBootInfoBytes), boot_info);
+
+    char diagnostics[512];
+    BufferSink diagnostic_sink(diagnostics, sizeof(diagnostics));
+    if (parsed.ok() && boot_info.command_line)
+        parse_hypervisor_command_line(boot_info.command_line, options, diagnostic_sink);
+    init_console(diagnostics);
+    if (options.emu_exit) panic_hooks.end_emulator = end_emulator_on_panic;
+
+    const x86::CpuFeatures& cpu = x86::cpu_features();
+    log::info("Lamina {} (x86-64), {} {}", LAMINA_VERSION, cpu.vendor_string, cpu.brand);
+    if (!parsed.ok())
+        panic("bad Multiboot2 information: {} (tag {} at offset {})", parsed.reason, parsed.tag_type,
+              parsed.offset);
+    log::info("boot: {} via {}, command line \"{}\"", boot_firmware(),
+              boot_info.boot_loader_name ? boot_info.boot_loader_name : "?",
+              boot_info.command_line ? boot_info.command_line : "");
+
+    platform::discover_acpi(boot_info);
+    memory::init(boot_info, info_phys, total_size);
+    platform::report();
+    u64 stack_top = memory::allocate_stack(4);
+    if (!stack_top) panic("no memory for the boot CPU's stack");
+    bsp.stack_top = stack_top;
+    // A zero return address ends every backtrace walk at boot_phase2.
+    asm volatile("movq %0, %%rsp; xorl %%ebp, %%ebp; pushq $0; jmp *%1" : : "r"(stack_top), "r"(&boot_phase2) : "memory");
+    __builtin_unreachable();
+}

@@ -1,0 +1,26 @@
+// The vendor-neutral view of hardware virtualization: which extension this machine has, and
+// turning it on per CPU. The core sees only this; VMX and SVM live in arch/x86_64/{vmx,svm}.
+#pragma once
+
+#include <lamina/types.h>
+
+namespace lamina::virt {
+
+enum class Vendor : u8 { None, Vmx, Svm };
+
+struct Summary {
+    Vendor vendor = Vendor::None;
+    bool stage2 = false;  // EPT or NPT usable
+    const char* reason = "";  // why virtualization is unavailable, when vendor == None
+};
+
+// Boot CPU: reads the capability MSRs or feature leaves, logs a report, picks the backend.
+Summary detect();
+const Summary& summary();
+const char* vendor_name(Vendor vendor);      // "vmx", "svm", "none"
+const char* stage2_name(Vendor vendor);      // "ept", "npt", "none"
+
+// Each CPU: VMXON with its region, or EFER.SVME with its host save area. Logs what it has.
+bool enable_on_this_cpu();
+
+}  // namespace lamina::virt
