@@ -66,6 +66,9 @@ usize Bitmap::find_first_clear(usize from) const {
 usize Bitmap::find_clear_run(usize count, usize align, usize from, usize limit) const {
     if (count == 0 || !is_power_of_two(align)) return kNotFound;
     if (limit > bits_) limit = bits_;
+    // Rounding a from near the top of the range up would wrap to 0 and search from the start.
+    // Below limit (at most the size) it cannot: the storage of a bitmap that large won't fit.
+    if (from >= limit) return kNotFound;
     usize start = static_cast<usize>(align_up(from, align));
     while (start < limit && limit - start >= count) {
         start = find_first_clear(start);

@@ -31,10 +31,11 @@ public:
         return __atomic_exchange_n(&value_, v, static_cast<int>(o));
     }
     bool compare_exchange(T& expected, T desired, MemoryOrder o = MemoryOrder::SeqCst) {
-        return __atomic_compare_exchange_n(&value_, &expected, desired, false, static_cast<int>(o),
-                                           o == MemoryOrder::AcqRel || o == MemoryOrder::Release
-                                               ? __ATOMIC_ACQUIRE
-                                               : static_cast<int>(o));
+        // The failure order may not contain a release: drop it from Release and AcqRel.
+        int failure = o == MemoryOrder::AcqRel    ? __ATOMIC_ACQUIRE
+                      : o == MemoryOrder::Release ? __ATOMIC_RELAXED
+                                                  : static_cast<int>(o);
+        return __atomic_compare_exchange_n(&value_, &expected, desired, false, static_cast<int>(o), failure);
     }
     T fetch_add(T v, MemoryOrder o = MemoryOrder::SeqCst) {
         return __atomic_fetch_add(&value_, v, static_cast<int>(o));

@@ -78,6 +78,8 @@ private:
     void insert_before(ListNode* position, T& item) {
         ListNode& node = item.*Link;
         LAMINA_ASSERT(!node.linked());
+        // An unlinked position has no neighbours: linking to it would follow a null prev.
+        LAMINA_ASSERT(position->linked());
         node.next = position;
         node.prev = position->prev;
         position->prev->next = &node;
