@@ -17,6 +17,7 @@ struct InterruptFrame {
 namespace vector {
 constexpr u8 kTimer = 0xe0;
 constexpr u8 kCallFunction = 0xf0;
+constexpr u8 kWakeup = 0xf1;  // only ends a hlt
 constexpr u8 kSpurious = 0xff;
 }  // namespace vector
 

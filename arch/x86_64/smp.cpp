@@ -2,6 +2,7 @@
 
 #include <arch/x86_64/apic.h>
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
 #include <arch/x86_64/descriptors.h>
 #include <arch/x86_64/interrupts.h>
 #include <hypervisor/log.h>
@@ -22,6 +23,7 @@ namespace {
 
 constexpr usize kStackPages = 4;      // 16 KiB kernel stack per CPU
 constexpr usize kIstStackPages = 2;   // 8 KiB for each of NMI, #DF, #MC
+constexpr u64 kSecondStartupAfterUs = 200;
 constexpr u64 kStartTimeoutUs = 2000000;  // emulators can be slow to schedule a new CPU
 
 PerCpu cpus[kMaxCpus];
@@ -42,6 +44,23 @@ void call_function_interrupt(x86::InterruptFrame&) {
 template <typename T>
 void patch(u8* page, u64 offset, T value) {
     str::copy_bytes(page + offset, &value, sizeof(value));
+}
+
+void wakeup_interrupt(x86::InterruptFrame&) { apic::end_of_interrupt(); }
+
+// Halts until started() or the timeout: an AP announces itself with a wake-up IPI, so the boot
+// CPU burns no cycles meanwhile (under emulation those would delay the AP itself).
+bool wait_for_start(u64 timeout_us) {
+    u64 deadline = time::now_ns() + timeout_us * 1000;
+    while (!ap_started.load()) {
+        u64 now = time::now_ns();
+        if (now >= deadline) return false;
+        apic::arm_timer(deadline - now);
+        x86::enable_interrupts_and_halt();
+        x86::disable_interrupts();
+    }
+    apic::stop_timer();
+    return true;
 }
 
 [[noreturn]] void idle() {
@@ -78,6 +97,7 @@ extern "C" [[noreturn]] void ap_entry(lamina::PerCpu* cpu) {
               virt_on ? "on" : "OFF");
     smp::cpus_online.fetch_add(1);
     smp::ap_started.store(1);
+    apic::send_ipi(smp::boot_cpu().apic_id, x86::vector::kWakeup);
     smp::idle();
 }
 
@@ -85,6 +105,7 @@ namespace lamina::smp {
 
 void start_application_processors(const u32* apic_ids, u32 count, u32 max_cpus) {
     x86::set_interrupt_handler(x86::vector::kCallFunction, call_function_interrupt);
+    x86::set_interrupt_handler(x86::vector::kWakeup, wakeup_interrupt);
     u32 boot_apic_id = boot_cpu().apic_id;
     if (count <= 1 || max_cpus <= 1) return;
 
@@ -108,6 +129,13 @@ void start_application_processors(const u32* apic_ids, u32 count, u32 max_cpus) 
         return;
     }
 
+    // The 10 ms after INIT is for external-APIC-era CPUs; integrated APICs (Intel family 6 and
+    // up, AMD family 0Fh and up) need none, as Linux also concluded (smp_quirk_init_udelay).
+    const x86::CpuFeatures& features = x86::cpu_features();
+    bool modern = (features.vendor == x86::CpuVendor::Intel && features.family >= 6) ||
+                  (features.vendor == x86::CpuVendor::Amd && features.family >= 0xf);
+    u64 init_delay_us = modern ? 0 : 10000;
+
     u32 next_index = 1;
     for (u32 i = 0; i < count && next_index < max_cpus && next_index < kMaxCpus; ++i) {
         u32 apic_id = apic_ids[i];
@@ -126,17 +154,11 @@ void start_application_processors(const u32* apic_ids, u32 count, u32 max_cpus) 
 
         // INIT, 10 ms, SIPI, 200 us, SIPI if it has not started (SDM Vol. 3A 9.4.4.1).
         apic::send_init(apic_id);
-        time::spin_delay_us(10000);
+        time::spin_delay_us(init_delay_us);
         u8 vector = static_cast<u8>(trampoline >> 12);
         apic::send_startup(apic_id, vector);
-        time::spin_delay_us(200);
-        if (!ap_started.load()) apic::send_startup(apic_id, vector);
-        u64 waited = 0;
-        while (!ap_started.load() && waited < kStartTimeoutUs) {
-            time::spin_delay_us(100);
-            waited += 100;
-        }
-        if (!ap_started.load()) {
+        if (!wait_for_start(kSecondStartupAfterUs)) apic::send_startup(apic_id, vector);
+        if (!wait_for_start(kStartTimeoutUs)) {
             log::error("smp: apic id {} did not start", apic_id);
             cpu.stack_top = 0;
             continue;  // its stack stays reserved: the CPU might still wake up and use it
