@@ -180,3 +180,18 @@ extern "C" [[noreturn]] void boot_main(lamina::u32 magic, lamina::u32 info_phys,
     asm volatile("movq %0, %%rsp; xorl %%ebp, %%ebp; pushq $0; jmp *%1" : : "r"(stack_top), "r"(&boot_phase2) : "memory");
     __builtin_unreachable();
 }
+
+namespace lamina {
+namespace {
+// A global whose constructor must have run before any self-test.
+struct ConstructedAtBoot {
+    ConstructedAtBoot() : magic(0x1a31a) {}
+    volatile u32 magic;
+};
+ConstructedAtBoot constructed_at_boot;
+}  // namespace
+
+LAMINA_SELFTEST("boot: global constructors ran") {
+    t.expect(constructed_at_boot.magic == 0x1a31a, "constructor did not run (magic {:#x})", constructed_at_boot.magic);
+}
+}  // namespace lamina

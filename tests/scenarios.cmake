@@ -117,6 +117,11 @@ lamina_scenario(bochs.vmx.bios.smp1.opt-xapic
     EMU bochs VENDOR vmx SMP 1 MEM 256 FIRMWARE bios MODE selftest CMDLINE "apic=xapic loglvl=debug"
     TIMEOUT 180)
 
+# Without an HPET the TSC is calibrated against the PIT.
+lamina_scenario(qemu.svm.bios.smp2.no-hpet
+    EMU qemu VENDOR svm SMP 2 MEM 256 FIRMWARE bios MODE selftest ISO ${LAMINA_TEST_ISO}
+    TIMEOUT 60 ARGS --machine q35,hpet=off)
+
 # The runner's own verdict logic, on canned logs (no emulator).
 add_test(NAME harness.verdicts COMMAND ${LAMINA_PYTHON3} ${LAMINA_RUNNER} --self-test)
 set_tests_properties(harness.verdicts PROPERTIES LABELS "harness")
