@@ -359,13 +359,18 @@ def cmdline_iso(build_dir, elf, cmdline):
     iso = out / f"lamina-{key}.iso"
     with open(out / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel tests may want the same ISO
-        if iso.exists() and iso.stat().st_mtime >= elf.stat().st_mtime:
+        newest_input = max([elf.stat().st_mtime] +
+                           [g.stat().st_mtime for g in (Path(build_dir) / "guests").glob("*.elf")])
+        if iso.exists() and iso.stat().st_mtime >= newest_input:
             return iso
         tree = out / key
         (tree / "boot" / "grub").mkdir(parents=True, exist_ok=True)
         (tree / "boot" / "grub" / "grub.cfg").write_text(cfg)
         (tree / "cmdline.txt").write_text(cmdline + "\n")
         shutil.copyfile(elf, tree / "boot" / "lamina.elf")
+        guests = Path(build_dir) / "guests"  # the test guests, loaded as modules (grub.cfg.in)
+        if guests.is_dir():
+            shutil.copytree(guests, tree / "boot" / "guests", dirs_exist_ok=True)
         tmp = out / f"lamina-{key}.iso.tmp"
         r = subprocess.run(["grub-mkrescue", "-o", str(tmp), str(tree)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
