@@ -1,0 +1,572 @@
+// The SVM vCPU: a VMCB with nested paging, the intercepts that keep the guest inside its
+// sandbox, the exit decoder and the diagnosis of a VMCB that VMRUN refuses (AMD APM Vol. 2
+// chapter 15).
+//
+// FPU, SSE and XSAVE state are not switched: the hypervisor never uses them
+// (-mgeneral-regs-only), so the guest's registers survive its exits untouched. Two guests on
+// one CPU would share them; switching comes with the scheduler.
+#include <arch/x86_64/svm/svm_vcpu.h>
+
+#include <arch/x86_64/cpu.h>
+#include <arch/x86_64/svm/svm_capabilities.h>
+#include <arch/x86_64/svm/vmcb.h>
+#include <hypervisor/heap.h>
+#include <hypervisor/log.h>
+#include <hypervisor/memory.h>
+#include <hypervisor/percpu.h>
+#include <lamina/assert.h>
+#include <lamina/spinlock.h>
+#include <lamina/string.h>
+
+extern "C" void svm_run_guest(lamina::u64 vmcb_phys, lamina::u64 host_area_phys, lamina::u64* gprs);
+
+namespace lamina::svm {
+namespace {
+
+constexpr usize kIopmFrames = 3;   // 12 KiB (15.10.1)
+constexpr usize kMsrpmFrames = 2;  // 8 KiB (15.11)
+
+constexpr u64 kCr0Pe = u64{1} << 0;
+constexpr u64 kCr0Et = u64{1} << 4;
+constexpr u64 kCr0Nw = u64{1} << 29;
+constexpr u64 kCr0Cd = u64{1} << 30;
+constexpr u64 kCr0Pg = u64{1} << 31;
+constexpr u64 kCr4Pae = u64{1} << 5;
+constexpr u64 kEferLme = u64{1} << 8;
+constexpr u64 kEferLma = u64{1} << 10;
+constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always reads as one
+constexpr u64 kDr6Reset = 0xffff0ff0;
+constexpr u64 kDr7Reset = 0x400;
+constexpr u64 kRealModeLimit = 1 * MiB;  // CS:IP reaches no further
+constexpr u64 kPatPowerOn = 0x0007040600070406;  // APM Vol. 2 7.8.2
+// Bits above the largest MAXPHYADDR, which no CR3 may set (15.5.1).
+constexpr u64 kCr3AboveMaxPhysical = ~u64{0} << 52;
+
+// Segment attributes, neutral (VMX) layout.
+constexpr u16 kSegmentPresent = 1u << 7;
+constexpr u16 kSegmentCodeOrData = 1u << 4;
+constexpr u16 kSegmentDplShift = 5;
+constexpr u16 kSegmentLong = 1u << 13;
+constexpr u16 kSegmentDefaultBig = 1u << 14;
+constexpr u16 kSegmentGranularity = 1u << 15;
+constexpr u16 kTypeDataReadWriteAccessed = 0x3;
+constexpr u16 kTypeCodeReadAccessed = 0xb;
+constexpr u16 kTypeLdt = 0x2;
+constexpr u16 kTypeBusyTss32 = 0xb;
+// The flat protected-mode selectors: the usual GDT layout (null, code, data).
+constexpr u16 kFlatCodeSelector = 0x08;
+constexpr u16 kFlatDataSelector = 0x10;
+
+// CPUID Fn8000_000A reads the same on every CPU: read once, by the first vCPU created.
+SpinLock capabilities_lock;
+Atomic<bool> capabilities_read;
+Capabilities cached_capabilities;
+
+const Capabilities& capabilities() {
+    if (!capabilities_read.load(MemoryOrder::Acquire)) {
+        LockGuard guard(capabilities_lock);
+        if (!capabilities_read.load(MemoryOrder::Relaxed)) {
+            read_capabilities(cached_capabilities);
+            capabilities_read.store(true, MemoryOrder::Release);
+        }
+    }
+    return cached_capabilities;
+}
+
+VmcbSegment to_vmcb(const Segment& s) {
+    return {s.selector, convert_segment_attributes(s.attributes), s.limit, s.base};
+}
+Segment from_vmcb(const VmcbSegment& s) {
+    return {s.selector, s.base, s.limit, convert_segment_attributes(s.attributes)};
+}
+
+DescriptorTable descriptor_table(const VmcbSegment& s) { return {s.base, static_cast<u16>(s.limit)}; }
+
+Segment real_mode_segment(u16 selector, u16 type) {
+    return {selector, u64{selector} << 4, 0xffff,
+            static_cast<u16>(type | kSegmentCodeOrData | kSegmentPresent)};
+}
+Segment flat_segment(u16 selector, u16 type) {
+    return {selector, 0, 0xffffffff,
+            static_cast<u16>(type | kSegmentCodeOrData | kSegmentPresent | kSegmentDefaultBig |
+                             kSegmentGranularity)};
+}
+Segment system_segment(u16 type) { return {0, 0, 0xffff, static_cast<u16>(type | kSegmentPresent)}; }
+
+bool exception_has_error_code(u8 vector) {
+    return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
+           vector == 29 || vector == 30;
+}
+
+// The rule of VMRUN (15.5.1) or of event injection (15.20) this VMCB breaks, or nullptr.
+// Must-be-zero bits that depend on the CPU model's features are left to VMRUN.
+const char* broken_vmrun_rule(const Vmcb& vmcb) {
+    const VmcbSave& s = vmcb.save;
+    const VmcbControl& c = vmcb.control;
+    const bool long_mode_paging = (s.efer & kEferLme) && (s.cr0 & kCr0Pg);
+    const u16 cs = convert_segment_attributes(s.cs.attributes);
+    if (!(s.efer & x86::kEferSvme)) return "guest EFER.SVME is clear";
+    if (s.efer >> 32) return "guest EFER bits 63:32 are set";
+    if ((s.cr0 & kCr0Nw) && !(s.cr0 & kCr0Cd)) return "guest CR0.NW is set while CR0.CD is clear";
+    if (s.cr0 >> 32) return "guest CR0 bits 63:32 are set";
+    if ((s.cr0 & kCr0Pg) && !(s.cr0 & kCr0Pe)) return "guest CR0.PG is set while CR0.PE is clear";
+    if (s.cr3 & kCr3AboveMaxPhysical) return "guest CR3 sets bits above MAXPHYADDR";
+    if (s.cr4 >> 32) return "guest CR4 bits 63:32 are set";
+    if (s.dr6 >> 32) return "guest DR6 bits 63:32 are set";
+    if (s.dr7 >> 32) return "guest DR7 bits 63:32 are set";
+    if (long_mode_paging && !(s.cr4 & kCr4Pae))
+        return "guest long mode (EFER.LME, CR0.PG) without CR4.PAE";
+    if (long_mode_paging && (s.cr4 & kCr4Pae) && (cs & kSegmentLong) && (cs & kSegmentDefaultBig))
+        return "guest long mode with CS.L and CS.D both set";
+    if (!(c.intercept4 & intercept4::kVmrun)) return "the VMRUN intercept is clear";
+    if (c.asid == 0) return "ASID 0 (the host's)";
+    if (c.event_injection & event::kValid) {
+        const u64 type = c.event_injection & event::kTypeMask;
+        const u64 vector = c.event_injection & event::kVectorMask;
+        if (type == event::kTypeException && (vector == 2 || vector > 31))
+            return "EVENTINJ: an exception with vector 2 or above 31";
+        if (type != event::kTypeInterrupt && type != event::kTypeNmi &&
+            type != event::kTypeException && type != event::kTypeSoftwareInterrupt)
+            return "EVENTINJ: a reserved event type";
+    }
+    return nullptr;
+}
+
+// run() checks the other rules before VMRUN.
+constexpr const char* kRefusedByVmrun =
+    "VMRUN refused the VMCB (VMEXIT_INVALID): a must-be-zero bit of EFER, CR3 or CR4 that this CPU "
+    "reserves?";
+
+// hardware_code is VMEXIT_INVALID also when run() refuses before VMRUN: what VMRUN would say.
+ExitInfo invalid_state(const char* failure) {
+    ExitInfo info{};
+    info.reason = ExitReason::InvalidState;
+    info.hardware_code = exit_code::kInvalid;
+    info.failure = failure;
+    return info;
+}
+
+void log_segment(const char* name, const VmcbSegment& s) {
+    log::error("svm:   {:<4} sel {:#06x} attrib {:#05x} limit {:#010x} base {:#x}", name, s.selector,
+               s.attributes, s.limit, s.base);
+}
+
+// What VMRUN refused, in the terms of the APM: the whole guest state and the controls it checks.
+void log_vmcb(const Vmcb& vmcb) {
+    const VmcbSave& s = vmcb.save;
+    const VmcbControl& c = vmcb.control;
+    log::error("svm:   CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} CPL {}", s.cr0, s.cr3, s.cr4, s.efer,
+               s.cpl);
+    log::error("svm:   RIP {:#x} RSP {:#x} RFLAGS {:#x} DR6 {:#x} DR7 {:#x}", s.rip, s.rsp, s.rflags,
+               s.dr6, s.dr7);
+    log_segment("ES", s.es);
+    log_segment("CS", s.cs);
+    log_segment("SS", s.ss);
+    log_segment("DS", s.ds);
+    log_segment("FS", s.fs);
+    log_segment("GS", s.gs);
+    log_segment("LDTR", s.ldtr);
+    log_segment("TR", s.tr);
+    log::error("svm:   GDTR base {:#x} limit {:#x}, IDTR base {:#x} limit {:#x}", s.gdtr.base,
+               s.gdtr.limit, s.idtr.base, s.idtr.limit);
+    log::error("svm:   ASID {} TLB_CONTROL {} nested {:#x} nCR3 {:#x} G_PAT {:#x} EVENTINJ {:#x}",
+               c.asid, c.tlb_control, c.nested_control, c.nested_cr3, s.g_pat, c.event_injection);
+    log::error("svm:   intercepts CR {:#06x}/{:#06x} DR {:#06x}/{:#06x} exceptions {:#010x} "
+               "vectors {:#010x} {:#010x} {:#010x}, IOPM {:#x} MSRPM {:#x}",
+               c.intercept_cr_read, c.intercept_cr_write, c.intercept_dr_read, c.intercept_dr_write,
+               c.intercept_exceptions, c.intercept3, c.intercept4, c.intercept5, c.iopm_base,
+               c.msrpm_base);
+}
+
+// The VMCB field of a segment register, const or not with the save area.
+template <typename Save>
+auto& segment_field(Save& save, SegmentRegister s) {
+    switch (s) {
+        case SegmentRegister::Es: return save.es;
+        case SegmentRegister::Cs: return save.cs;
+        case SegmentRegister::Ss: return save.ss;
+        case SegmentRegister::Ds: return save.ds;
+        case SegmentRegister::Fs: return save.fs;
+        case SegmentRegister::Gs: return save.gs;
+        case SegmentRegister::Ldtr: return save.ldtr;
+        case SegmentRegister::Tr: return save.tr;
+    }
+    __builtin_unreachable();
+}
+
+// Frames of one vCPU: the VMCB, the area VMSAVE keeps the host's state in while the guest runs,
+// and the permission maps (all ones: every port and every MSR exits).
+struct Frames {
+    u64 vmcb = 0;
+    u64 host_area = 0;
+    u64 iopm = 0;
+    u64 msrpm = 0;
+
+    bool allocate() {
+        vmcb = memory::allocate_frames(1);
+        host_area = memory::allocate_frames(1);
+        iopm = memory::allocate_frames(kIopmFrames);
+        msrpm = memory::allocate_frames(kMsrpmFrames);
+        if (!vmcb || !host_area || !iopm || !msrpm) return false;
+        str::fill_bytes(memory::phys_to_virt(iopm), 0xff, kIopmFrames * 4 * KiB);
+        str::fill_bytes(memory::phys_to_virt(msrpm), 0xff, kMsrpmFrames * 4 * KiB);
+        return true;
+    }
+    void free() {
+        if (vmcb) memory::free_frames(vmcb);
+        if (host_area) memory::free_frames(host_area);
+        if (iopm) memory::free_frames(iopm, kIopmFrames);
+        if (msrpm) memory::free_frames(msrpm, kMsrpmFrames);
+        *this = {};
+    }
+};
+
+class SvmVcpu final : public Vcpu {
+public:
+    SvmVcpu(const Frames& frames, u64 ncr3_root_phys, u16 asid, const EntryState& entry)
+        : frames_(frames), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))) {
+        init_controls(ncr3_root_phys, asid);
+        init_guest_state(entry);
+    }
+    ~SvmVcpu() { frames_.free(); }
+    SvmVcpu(const SvmVcpu&) = delete;
+    SvmVcpu& operator=(const SvmVcpu&) = delete;
+
+    ExitInfo run() override;
+
+    u64 rip() const override { return vmcb_.save.rip; }
+    void set_rip(u64 rip) override { vmcb_.save.rip = rip; }
+    u64 rflags() const override { return vmcb_.save.rflags; }
+    void set_rflags(u64 rflags) override { vmcb_.save.rflags = rflags; }
+    u64 control_register(ControlRegister cr) const override;
+    void set_control_register(ControlRegister cr, u64 value) override;
+    // VMRUN needs EFER.SVME in the guest's EFER (15.5.1); the guest never sees it.
+    u64 efer() const override { return vmcb_.save.efer & ~x86::kEferSvme; }
+    void set_efer(u64 efer) override;
+    Segment segment(SegmentRegister s) const override { return from_vmcb(segment_field(vmcb_.save, s)); }
+    void set_segment(SegmentRegister s, const Segment& value) override;
+    DescriptorTable gdtr() const override { return descriptor_table(vmcb_.save.gdtr); }
+    DescriptorTable idtr() const override { return descriptor_table(vmcb_.save.idtr); }
+
+    void advance_rip() override;
+    void inject_exception(u8 vector, bool has_error_code, u32 error_code) override;
+
+private:
+    static constexpr u32 kNoCpu = ~u32{0};
+
+    void init_controls(u64 ncr3_root_phys, u16 asid);
+    void init_guest_state(const EntryState& entry);
+    void prepare_entry(u32 cpu);
+    void complete_exit();
+    ExitInfo decode_exit() const;
+    u64 next_rip_without_nrip_save() const;
+
+    Frames frames_;
+    Vmcb& vmcb_;
+    // The VMCB groups changed since the last VMRUN: their clean bits must be 0 (15.15.3).
+    u32 changed_ = clean::kAll;
+    bool flush_tlb_ = true;
+    bool refused_by_vmrun_ = false;
+    u32 last_cpu_ = kNoCpu;
+};
+
+void SvmVcpu::init_controls(u64 ncr3_root_phys, u16 asid) {
+    VmcbControl& c = vmcb_.control;
+    c.intercept3 = intercept3::kIntr | intercept3::kNmi | intercept3::kCpuid | intercept3::kHlt |
+                   intercept3::kInvlpga | intercept3::kIoio | intercept3::kMsr | intercept3::kShutdown;
+    // VMRUN must be intercepted (15.5.1); the rest keep SVM itself away from the guest.
+    c.intercept4 = intercept4::kVmrun | intercept4::kVmmcall | intercept4::kVmload |
+                   intercept4::kVmsave | intercept4::kStgi | intercept4::kClgi | intercept4::kSkinit |
+                   intercept4::kXsetbv;
+    c.iopm_base = frames_.iopm;
+    c.msrpm_base = frames_.msrpm;
+    c.asid = asid;
+    // Host interrupts are masked by the host's RFLAGS.IF, never by the guest's (15.21.1).
+    c.virtual_interrupt = kVintrMasking;
+    c.nested_control = kNestedPagingEnable;
+    c.nested_cr3 = ncr3_root_phys;
+}
+
+void SvmVcpu::init_guest_state(const EntryState& entry) {
+    VmcbSave& s = vmcb_.save;
+    const bool real = entry.mode == EntryMode::Real;
+    const u16 code_selector = real ? static_cast<u16>(entry.rip >> 4) : kFlatCodeSelector;
+    const Segment code = real ? real_mode_segment(code_selector, kTypeCodeReadAccessed)
+                              : flat_segment(code_selector, kTypeCodeReadAccessed);
+    const Segment data = real ? real_mode_segment(0, kTypeDataReadWriteAccessed)
+                              : flat_segment(kFlatDataSelector, kTypeDataReadWriteAccessed);
+    s.cs = to_vmcb(code);
+    s.es = s.ss = s.ds = s.fs = s.gs = to_vmcb(data);
+    s.ldtr = to_vmcb(system_segment(kTypeLdt));
+    s.tr = to_vmcb(system_segment(kTypeBusyTss32));
+    s.gdtr.limit = s.idtr.limit = 0xffff;
+    s.cpl = 0;
+    s.rip = real ? entry.rip & 0xf : entry.rip;
+    s.cr0 = real ? kCr0Et : kCr0Et | kCr0Pe;
+    s.efer = x86::kEferSvme;
+    s.rflags = kRflagsReserved1;
+    s.dr6 = kDr6Reset;
+    s.dr7 = kDr7Reset;
+    s.g_pat = kPatPowerOn;
+    set_gpr(Gpr::Rbx, entry.rbx);
+    set_gpr(Gpr::Rsp, entry.rsp);
+}
+
+void SvmVcpu::set_segment(SegmentRegister s, const Segment& value) {
+    segment_field(vmcb_.save, s) = to_vmcb(value);
+    switch (s) {
+        // FS, GS, LDTR and TR reach the CPU through VMLOAD on every entry: no clean bit.
+        case SegmentRegister::Fs:
+        case SegmentRegister::Gs:
+        case SegmentRegister::Ldtr:
+        case SegmentRegister::Tr: return;
+        // Outside real mode the CPU takes the CPL from the VMCB, not from SS (15.5.1).
+        case SegmentRegister::Ss: vmcb_.save.cpl = (value.attributes >> kSegmentDplShift) & 3; break;
+        case SegmentRegister::Es:
+        case SegmentRegister::Cs:
+        case SegmentRegister::Ds: break;
+    }
+    changed_ |= clean::kSeg;
+}
+
+u64 SvmVcpu::control_register(ControlRegister cr) const {
+    const VmcbSave& s = vmcb_.save;
+    switch (cr) {
+        case ControlRegister::Cr0: return s.cr0;
+        case ControlRegister::Cr2: return s.cr2;
+        case ControlRegister::Cr3: return s.cr3;
+        case ControlRegister::Cr4: return s.cr4;
+        // With V_INTR_MASKING the guest's CR8 is the virtual TPR (15.21.2).
+        case ControlRegister::Cr8: return vmcb_.control.virtual_interrupt & kVintrTprMask;
+    }
+    return 0;
+}
+
+void SvmVcpu::set_control_register(ControlRegister cr, u64 value) {
+    VmcbSave& s = vmcb_.save;
+    switch (cr) {
+        case ControlRegister::Cr2:
+            s.cr2 = value;
+            changed_ |= clean::kCr2;
+            return;
+        case ControlRegister::Cr8:
+            vmcb_.control.virtual_interrupt =
+                (vmcb_.control.virtual_interrupt & ~kVintrTprMask) | (value & kVintrTprMask);
+            changed_ |= clean::kTpr;
+            return;
+        case ControlRegister::Cr0: s.cr0 = value; break;
+        case ControlRegister::Cr3: s.cr3 = value; break;
+        case ControlRegister::Cr4: s.cr4 = value; break;
+    }
+    changed_ |= clean::kCr;
+    // The guest's own MOV CR3 (or a paging-mode change) flushes its translations; a write from
+    // outside must too, and only a TLB flush can do that for the VMCB's copy.
+    flush_tlb_ = true;
+}
+
+void SvmVcpu::set_efer(u64 efer) {
+    const bool long_mode_active = (efer & kEferLme) && (vmcb_.save.cr0 & kCr0Pg);
+    vmcb_.save.efer = (efer & ~kEferLma) | (long_mode_active ? kEferLma : 0) | x86::kEferSvme;
+    changed_ |= clean::kCr;
+}
+
+void SvmVcpu::inject_exception(u8 vector, bool has_error_code, u32 error_code) {
+    u64 injection = vector | event::kTypeException | event::kValid;
+    if (has_error_code)
+        injection |= event::kErrorCodeValid | u64{error_code} << event::kErrorCodeShift;
+    vmcb_.control.event_injection = injection;
+}
+
+// The instruction lengths of the intercepted instructions, for CPUs without NRIP save. QEMU 7.2
+// TCG has none (CPUID Fn8000_000A EDX[3] = 0), so there this is the only way: an instruction
+// with redundant prefixes would leave RIP inside it (decode assists, which could tell, are
+// missing as well). IOIO always reports the next RIP in EXITINFO2 (15.10.2).
+u64 SvmVcpu::next_rip_without_nrip_save() const {
+    const VmcbControl& c = vmcb_.control;
+    u64 length = 0;
+    switch (c.exit_code) {
+        case exit_code::kIoio: return c.exit_info2;
+        case exit_code::kCpuid: length = 2; break;    // 0f a2
+        case exit_code::kMsr: length = 2; break;      // 0f 32 (RDMSR), 0f 30 (WRMSR)
+        case exit_code::kHlt: length = 1; break;      // f4
+        case exit_code::kVmmcall: length = 3; break;  // 0f 01 d9
+        case exit_code::kXsetbv: length = 3; break;   // 0f 01 d1
+        default: return 0;
+    }
+    return vmcb_.save.rip + length;
+}
+
+void SvmVcpu::advance_rip() {
+    // NEXT_RIP is zero after exits that are not instruction intercepts (15.7.1).
+    u64 next = capabilities().nrip_save ? vmcb_.control.next_rip : 0;
+    if (!next) next = next_rip_without_nrip_save();
+    if (!next) {
+        log::warn("svm: cannot step over the instruction of exit {:#x} at RIP {:#x}",
+                  vmcb_.control.exit_code, vmcb_.save.rip);
+        return;
+    }
+    vmcb_.save.rip = next;
+    // Stepping over an instruction ends the STI / MOV SS interrupt shadow, as executing it would.
+    vmcb_.control.interrupt_state &= ~kInterruptShadow;
+}
+
+void SvmVcpu::prepare_entry(u32 cpu) {
+    VmcbControl& c = vmcb_.control;
+    const Capabilities& caps = capabilities();
+    // Another CPU's cached VMCB state and TLB entries for this ASID may be stale (15.15.2).
+    if (cpu != last_cpu_) {
+        changed_ = clean::kAll;
+        flush_tlb_ = true;
+        last_cpu_ = cpu;
+    }
+    // QEMU lacks flush-by-ASID: it flushes everything instead.
+    c.tlb_control = !flush_tlb_ ? tlb_control::kNothing
+                    : caps.flush_by_asid ? tlb_control::kFlushAsid
+                                         : tlb_control::kFlushAll;
+    flush_tlb_ = false;
+    // Without the VMCB-clean feature the bits must stay 0 (QEMU and Bochs have none).
+    c.clean_bits = caps.vmcb_clean ? clean::kAll & ~changed_ : 0;
+    changed_ = 0;
+    vmcb_.save.rax = gpr(Gpr::Rax);
+    vmcb_.save.rsp = gpr(Gpr::Rsp);
+}
+
+void SvmVcpu::complete_exit() {
+    VmcbControl& c = vmcb_.control;
+    set_gpr(Gpr::Rax, vmcb_.save.rax);
+    set_gpr(Gpr::Rsp, vmcb_.save.rsp);
+    c.tlb_control = tlb_control::kNothing;
+    // An event whose delivery the exit interrupted is in EXITINTINFO and must be delivered again
+    // (15.7.2); EVENTINJ has the same layout. An INTn, INT3 or INTO is not: RIP still points at
+    // the instruction, which raises it again.
+    const u64 pending = c.exit_interrupt_info;
+    const u64 type = pending & event::kTypeMask;
+    const u64 vector = pending & event::kVectorMask;
+    const bool software = type == event::kTypeSoftwareInterrupt ||
+                          (type == event::kTypeException && (vector == 3 || vector == 4));
+    c.event_injection = (pending & event::kValid) && !software ? pending : 0;
+}
+
+ExitInfo SvmVcpu::run() {
+    LAMINA_ASSERT(!x86::interrupts_enabled());
+    PerCpu* cpu = this_cpu();
+    if (!cpu->virtualization_on) return invalid_state("SVM is off on this CPU");
+    if (refused_by_vmrun_) return invalid_state(kRefusedByVmrun);
+    // Only the core's setters and injections can break a VMRUN rule (the guest's own attempts
+    // fault inside the guest), so the rules are checked after them. VMRUN would refuse such a
+    // VMCB as well, but QEMU 7.2 then overwrites its guest state with the host's (its
+    // do_vmexit saves state it never loaded), losing both the state and the diagnosis.
+    if (changed_ || (vmcb_.control.event_injection & event::kValid)) {
+        if (const char* rule = broken_vmrun_rule(vmcb_)) {
+            log::error("svm: not entering the guest, VMRUN would refuse its VMCB: {}", rule);
+            log_vmcb(vmcb_);
+            return invalid_state(rule);
+        }
+    }
+    prepare_entry(cpu->index);
+    svm_run_guest(frames_.vmcb, frames_.host_area, gprs_);
+    if (is_vmexit_invalid(vmcb_.control.exit_code)) {
+        // The refusal may have overwritten the guest state: QEMU 7.2 and Bochs 2.7 save their
+        // half-loaded state, mostly the host's, into the VMCB. Run again, it could even pass
+        // the checks and run host code as the guest: this vCPU never enters again.
+        log::error("svm: {}", kRefusedByVmrun);
+        log_vmcb(vmcb_);
+        refused_by_vmrun_ = true;
+        return invalid_state(kRefusedByVmrun);
+    }
+    complete_exit();
+    return decode_exit();
+}
+
+ExitInfo SvmVcpu::decode_exit() const {
+    const VmcbControl& c = vmcb_.control;
+    const u64 code = c.exit_code;
+    ExitInfo info{};
+    info.reason = ExitReason::Other;
+    info.hardware_code = code;
+    info.qualification = c.exit_info1;
+
+    if (code >= exit_code::kExceptionFirst && code <= exit_code::kExceptionLast) {
+        const u8 vector = static_cast<u8>(code - exit_code::kExceptionFirst);
+        info.reason = ExitReason::Exception;
+        info.exception = {vector, exception_has_error_code(vector),
+                          static_cast<u32>(c.exit_info1)};
+        return info;
+    }
+    if (code <= exit_code::kCrWriteLast) {
+        // Only decode assists name the GPR; without them the core would have to decode the
+        // instruction, so the exit stays Other. No CR access is intercepted today.
+        const u64 cr = code & 0xf;
+        const bool neutral = cr == 0 || cr == 2 || cr == 3 || cr == 4 || cr == 8;
+        if (neutral && (c.exit_info1 & kCrAccessGprValid)) {
+            info.reason = ExitReason::ControlRegister;
+            info.control_register = {static_cast<ControlRegister>(cr),
+                                     code >= exit_code::kCrWriteFirst,
+                                     static_cast<Gpr>(c.exit_info1 & kCrAccessGprMask)};
+        }
+        return info;
+    }
+    switch (code) {
+        case exit_code::kIntr:
+        case exit_code::kNmi: info.reason = ExitReason::ExternalInterrupt; break;
+        case exit_code::kVintr: info.reason = ExitReason::InterruptWindow; break;
+        case exit_code::kCpuid: info.reason = ExitReason::Cpuid; break;
+        case exit_code::kHlt: info.reason = ExitReason::Hlt; break;
+        case exit_code::kInvlpg: info.reason = ExitReason::Invlpg; break;
+        case exit_code::kShutdown: info.reason = ExitReason::TripleFault; break;
+        case exit_code::kVmmcall: info.reason = ExitReason::Hypercall; break;
+        case exit_code::kXsetbv: info.reason = ExitReason::Xsetbv; break;
+        case exit_code::kMsr:
+            info.reason = (c.exit_info1 & kMsrWrite) ? ExitReason::MsrWrite : ExitReason::MsrRead;
+            break;
+        case exit_code::kIoio:
+            info.reason = ExitReason::Io;
+            info.io = {static_cast<u16>(c.exit_info1 >> ioio::kPortShift),
+                       static_cast<u8>((c.exit_info1 & ioio::kSizeMask) >> ioio::kSizeShift),
+                       (c.exit_info1 & ioio::kIn) != 0, (c.exit_info1 & ioio::kString) != 0,
+                       (c.exit_info1 & ioio::kRep) != 0};
+            break;
+        case exit_code::kNestedPageFault: {
+            const u64 error = c.exit_info1;
+            const bool fetch = error & npf::kInstructionFetch;
+            const bool write = error & npf::kWrite;
+            info.reason = ExitReason::Stage2Fault;
+            // A reserved bit set in a nested entry is the hypervisor's own bug, like an EPT
+            // misconfiguration.
+            info.stage2 = {c.exit_info2, !fetch && !write, write, fetch,
+                           (error & npf::kReservedBit) != 0};
+            break;
+        }
+        default: break;
+    }
+    return info;
+}
+
+}  // namespace
+}  // namespace lamina::svm
+
+namespace lamina {
+
+Vcpu* create_svm_vcpu(u64 ncr3_root_phys, u16 asid, const EntryState& entry) {
+    const svm::Capabilities& caps = svm::capabilities();
+    if (asid == 0 || asid >= caps.asid_count) {
+        log::error("svm: ASID {} outside 1..{}", asid, caps.asid_count - 1);
+        return nullptr;
+    }
+    if (entry.mode == EntryMode::Real && entry.rip >= svm::kRealModeLimit) {
+        log::error("svm: real-mode entry {:#x} above 1 MiB", entry.rip);
+        return nullptr;
+    }
+    svm::Frames frames;
+    if (!frames.allocate()) {
+        frames.free();
+        return nullptr;
+    }
+    svm::SvmVcpu* vcpu = heap().create<svm::SvmVcpu>(frames, ncr3_root_phys, asid, entry);
+    if (!vcpu) frames.free();
+    return vcpu;
+}
+
+void destroy_svm_vcpu(Vcpu* vcpu) { heap().destroy(static_cast<svm::SvmVcpu*>(vcpu)); }
+
+}  // namespace lamina
