@@ -2,6 +2,7 @@
 // turning it on per CPU. The core sees only this; VMX and SVM live in arch/x86_64/{vmx,svm}.
 #pragma once
 
+#include <hypervisor/vcpu.h>
 #include <lamina/types.h>
 
 namespace lamina::virt {
@@ -22,5 +23,13 @@ const char* stage2_name(Vendor vendor);      // "ept", "npt", "none"
 
 // Each CPU: VMXON with its region, or EFER.SVME with its host save area. Logs what it has.
 bool enable_on_this_cpu();
+
+// A vCPU of this machine's backend on the calling CPU, which it stays on: its guest-physical
+// space is the stage-2 table at stage2_root (EPT or NPT, see hypervisor/stage2), `tag` its TLB
+// tag (VPID or ASID: non-zero, unique among the vCPUs that may share a CPU). nullptr when out
+// of memory, without virtualization, or when the backend cannot run it (the log says why).
+Vcpu* create_vcpu(u64 stage2_root, u16 tag, const EntryState& entry);
+// Frees everything create_vcpu allocated; on the vCPU's CPU, never while it runs.
+void destroy_vcpu(Vcpu* vcpu);
 
 }  // namespace lamina::virt

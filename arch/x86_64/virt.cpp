@@ -5,7 +5,9 @@
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/cpu_features.h>
 #include <arch/x86_64/svm/svm_capabilities.h>
+#include <arch/x86_64/svm/svm_vcpu.h>
 #include <arch/x86_64/vmx/vmx_capabilities.h>
+#include <arch/x86_64/vmx/vmx_vcpu.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/percpu.h>
@@ -128,4 +130,27 @@ bool enable_on_this_cpu() {
     return on;
 }
 
+Vcpu* create_vcpu(u64 stage2_root, u16 tag, const EntryState& entry) {
+    switch (detected.vendor) {
+        case Vendor::Vmx: return create_vmx_vcpu(stage2_root, tag, entry);
+        case Vendor::Svm: return create_svm_vcpu(stage2_root, tag, entry);
+        case Vendor::None: break;
+    }
+    log::error("no vCPU without virtualization: missing {}", detected.reason);
+    return nullptr;
+}
+
+void destroy_vcpu(Vcpu* vcpu) {
+    if (!vcpu) return;
+    switch (detected.vendor) {
+        case Vendor::Vmx: destroy_vmx_vcpu(vcpu); break;
+        case Vendor::Svm: destroy_svm_vcpu(vcpu); break;
+        case Vendor::None: break;
+    }
+}
+
 }  // namespace lamina::virt
+
+namespace lamina::vmx {
+const Capabilities& capabilities() { return virt::vmx_caps; }
+}  // namespace lamina::vmx

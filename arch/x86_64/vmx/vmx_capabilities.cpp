@@ -1,15 +1,10 @@
 #include <arch/x86_64/vmx/vmx_capabilities.h>
 
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/vmx/vmcs_fields.h>
 
 namespace lamina::vmx {
 namespace {
-constexpr u32 kPrimaryActivateSecondary = 1u << 31;
-constexpr u32 kSecondaryEnableEpt = 1u << 1;
-constexpr u32 kSecondaryEnableVpid = 1u << 5;
-constexpr u32 kSecondaryUnrestrictedGuest = 1u << 7;
-constexpr u32 kSecondaryEnablePml = 1u << 17;
-constexpr u32 kPinPreemptionTimer = 1u << 6;
 constexpr u64 kMemoryTypeWriteBack = 6;
 
 bool bit(u64 value, unsigned n) { return (value >> n) & 1; }
@@ -35,13 +30,13 @@ void read_capabilities(Capabilities& c) {
     c.cr4_fixed0 = x86::rdmsr(kVmxCr4Fixed0);
     c.cr4_fixed1 = x86::rdmsr(kVmxCr4Fixed1);
 
-    c.preemption_timer = c.pin_based.allows(kPinPreemptionTimer);
-    if (c.primary.allows(kPrimaryActivateSecondary)) {
+    c.preemption_timer = c.pin_based.allows(pin::kPreemptionTimer);
+    if (c.primary.allows(primary::kActivateSecondary)) {
         c.secondary = ControlMask::from_msr(x86::rdmsr(kVmxProcbasedCtls2));
-        c.ept = c.secondary.allows(kSecondaryEnableEpt);
-        c.vpid = c.secondary.allows(kSecondaryEnableVpid);
-        c.unrestricted_guest = c.secondary.allows(kSecondaryUnrestrictedGuest);
-        c.pml = c.secondary.allows(kSecondaryEnablePml);
+        c.ept = c.secondary.allows(secondary::kEnableEpt);
+        c.vpid = c.secondary.allows(secondary::kEnableVpid);
+        c.unrestricted_guest = c.secondary.allows(secondary::kUnrestrictedGuest);
+        c.pml = c.secondary.allows(secondary::kEnablePml);
     }
     if (c.ept || c.vpid) {
         // IA32_VMX_EPT_VPID_CAP (SDM Vol. 3D A.10).
@@ -65,6 +60,8 @@ bool sufficient_for_lamina(const Capabilities& c, const char** missing) {
     if (!c.ept) *missing = "EPT";
     else if (!c.ept_walk_4) *missing = "4-level EPT walks";
     else if (!c.ept_wb) *missing = "write-back EPT structures";
+    else if (!c.ept_2m) *missing = "2 MiB EPT pages";  // the stage-2 engine uses them wherever it can
+    else if (!c.ept_2m) *missing = "2 MiB EPT pages";
     else if (!c.invept) *missing = "INVEPT";
     else if (!c.unrestricted_guest) *missing = "unrestricted guest";
     else return true;

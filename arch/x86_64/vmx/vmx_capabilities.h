@@ -37,7 +37,10 @@ struct Capabilities {
 
 // Reads every capability MSR. Call only when CPUID says VMX exists.
 void read_capabilities(Capabilities& caps);
-// The EPT features the stage-2 code needs (4-level walks, WB, INVEPT) and unrestricted guest.
+// What virt::detect() read on the boot CPU (arch/x86_64/virt.cpp); every CPU is alike.
+const Capabilities& capabilities();
+// The EPT features the stage-2 code needs (4-level walks, WB, 2 MiB pages, INVEPT) and
+// unrestricted guest.
 bool sufficient_for_lamina(const Capabilities& caps, const char** missing);
 
 }  // namespace lamina::vmx
