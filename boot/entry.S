@@ -10,6 +10,9 @@
 #define CR0_PE (1 << 0)
 #define CR0_WP (1 << 16)
 #define CR0_PG (1 << 31)
+#define CR0_NE (1 << 5)
+#define CR0_NW (1 << 29)
+#define CR0_CD (1 << 30)
 #define CR4_PAE (1 << 5)
 #define MSR_EFER 0xc0000080
 #define EFER_LME (1 << 8)
@@ -84,8 +87,11 @@ multiboot2_entry:
     rdmsr
     orl $(EFER_LME | EFER_NXE), %eax
     wrmsr
+    /* Caching on (firmware may leave CD/NW set: Bochs' BIOS does), native FPU errors (VMX
+     * requires NE), write protection honoured in ring 0. */
     movl %cr0, %eax
-    orl $(CR0_PE | CR0_WP | CR0_PG), %eax
+    andl $~(CR0_CD | CR0_NW), %eax
+    orl $(CR0_PE | CR0_NE | CR0_WP | CR0_PG), %eax
     movl %eax, %cr0
 
     lgdt boot_gdt_pointer

@@ -7,6 +7,9 @@
 #define CR0_PE (1 << 0)
 #define CR0_WP (1 << 16)
 #define CR0_PG (1 << 31)
+#define CR0_NE (1 << 5)
+#define CR0_NW (1 << 29)
+#define CR0_CD (1 << 30)
 #define CR4_PAE (1 << 5)
 #define MSR_EFER 0xc0000080
 #define EFER_LME (1 << 8)
@@ -42,8 +45,10 @@ ap_protected_mode:
     rdmsr
     orl $(EFER_LME | EFER_NXE), %eax
     wrmsr
+    /* INIT leaves CR0 = 60000010h (SDM Vol. 3A 9.1.1): caching disabled until CD/NW clear. */
     movl %cr0, %eax
-    orl $(CR0_PG | CR0_WP), %eax
+    andl $~(CR0_CD | CR0_NW), %eax
+    orl $(CR0_PG | CR0_WP | CR0_NE), %eax
     movl %eax, %cr0
     /* Compatibility mode now; loading a 64-bit code segment enters 64-bit mode. The offset
      * is patched with the linear address of ap_long_mode. */

@@ -75,3 +75,20 @@ LAMINA_SELFTEST("virt: every online CPU has its virtualization extension on") {
 }
 
 }  // namespace lamina
+
+namespace lamina {
+namespace {
+constexpr u64 kCr0CacheDisable = 1u << 30, kCr0NotWriteThrough = 1u << 29;
+Atomic<u32> cpus_with_caching_off{0};
+void count_caching_off() {
+    if (x86::read_cr0() & (kCr0CacheDisable | kCr0NotWriteThrough)) cpus_with_caching_off.fetch_add(1);
+}
+}  // namespace
+
+LAMINA_SELFTEST("cpu: every CPU runs with caching on (CR0.CD and CR0.NW clear)") {
+    cpus_with_caching_off.store(0);
+    count_caching_off();
+    t.expect(smp::run_on_others(count_caching_off), "some CPU did not answer the call IPI");
+    t.expect(cpus_with_caching_off.load() == 0, "{} CPUs run with caching disabled", cpus_with_caching_off.load());
+}
+}  // namespace lamina
