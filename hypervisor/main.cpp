@@ -12,6 +12,8 @@
 #include <drivers/acpi/acpi.h>
 #include <drivers/uart/uart16550.h>
 #include <hypervisor/boot/cmdline.h>
+#include <hypervisor/boot_modules.h>
+#include <hypervisor/guest/guest.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/panic.h>
@@ -76,6 +78,22 @@ void print_ready_line() {
                x86::rdtsc() - entry_tsc, image_bytes, mem.hypervisor_bytes / KiB, mem.free_bytes / KiB);
 }
 
+// The exit-cost guest (tests/guests/exit_bench): its figures become LAMINA STAT lines.
+void run_exit_benchmark() {
+    const u8* image;
+    usize size;
+    if (!boot_modules::find("exit_bench", &image, &size)) {
+        log::error("bench: no exit_bench module");
+        return;
+    }
+    Guest* guest = Guest::create_pvh("exit_bench", image, size, 4 * MiB);
+    if (!guest) return;
+    guest->relay_stats();
+    GuestEnd end = guest->run(1000000);
+    if (end != GuestEnd::Halted) log::error("bench: the guest ended with {}", guest_end_name(end));
+    Guest::destroy(guest);
+}
+
 // Each way the hypervisor can die must print a diagnosis; crash= proves it on real paths.
 [[gnu::noinline]] u64 overflow_stack(u64 depth) {
     volatile u8 frame[512];
@@ -122,6 +140,7 @@ void crash_on_purpose(HypervisorOptions::Crash crash) {
 
     print_ready_line();
     crash_on_purpose(options.crash);
+    if (options.bench) run_exit_benchmark();
     if (options.selftest) finish(selftest::run_all() == 0);
     // Later issues put Dom0 here; until then the CPUs idle, halted.
     for (;;) x86::enable_interrupts_and_halt();
@@ -170,6 +189,7 @@ extern "C" [[noreturn]] void boot_main(lamina::u32 magic, lamina::u32 info_phys,
               boot_info.boot_loader_name ? boot_info.boot_loader_name : "?",
               boot_info.command_line ? boot_info.command_line : "");
 
+    boot_modules::remember(boot_info);
     platform::discover_acpi(boot_info);
     memory::init(boot_info, info_phys, total_size);
     platform::report();

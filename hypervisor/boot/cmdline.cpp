@@ -278,6 +278,7 @@ auto with_hypervisor_options(HypervisorOptions& o, Use use) {
         Option::flag("emu_exit", &o.emu_exit, "let the image end the emulator it runs in"),
         Option::choice("apic", &o.apic, kApicNames, "local APIC mode"),
         Option::choice("crash", &o.crash, kCrashNames, "fail on purpose after READY (tests)"),
+        Option::flag("bench", &o.bench, "run the exit-cost benchmark guest after READY"),
         Option::size("dom0_mem", &o.dom0_mem, 0, kMaxPhysicalMemory,
                      "Dom0 memory (0: decided at boot)"),
     };

@@ -112,6 +112,7 @@ struct HypervisorOptions {
     bool emu_exit = false;            // emu_exit: the image may end the emulator it runs in
     Apic apic = Apic::Auto;           // apic=auto|xapic|x2apic
     Crash crash = Crash::None;        // crash=none|panic|page-fault|stack-overflow
+    bool bench = false;               // bench: run the exit-cost guest after READY
     u64 dom0_mem = 0;                 // dom0_mem=<size>: Dom0's memory, 0 = decided at boot
 };
 

@@ -403,13 +403,13 @@ TEST_CASE("cmdline: the hypervisor's options") {
     SECTION("help shows every option with its default") {
         StringSink help;
         print_hypervisor_options_help(help);
-        CHECK(help.lines() == 9);
+        CHECK(help.lines() == 10);
         for (const char* expected :
              {"console=com1|com2|none", "(default com1)", "baud=50..115200", "(default 115200)",
               "loglvl=error|warn|info|debug", "(default info)", "smp=1..256", "(default 256)",
               "[no-]selftest", "[no-]emu_exit", "apic=auto|xapic|x2apic", "(default auto)",
               "dom0_mem=0..4194304G", "(default 0)", "crash=none|panic|page-fault|stack-overflow",
-              "(default none)"}) {
+              "(default none)", "[no-]bench"}) {
             CAPTURE(expected);
             CHECK(help.text.find(expected) != std::string::npos);
         }

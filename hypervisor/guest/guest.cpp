@@ -1,0 +1,264 @@
+#include <hypervisor/guest/guest.h>
+
+#include <arch/x86_64/cpu.h>
+#include <hypervisor/cpuid/host_cpuid.h>
+#include <hypervisor/guest/pvh.h>
+#include <hypervisor/heap.h>
+#include <hypervisor/log.h>
+#include <hypervisor/memory.h>
+#include <hypervisor/mm/frame_allocator.h>
+#include <hypervisor/virt.h>
+#include <lamina/elf.h>
+#include <lamina/string.h>
+
+namespace lamina {
+namespace {
+
+constexpr u64 kStartInfoGpa = 0x1000;  // below the kernel, which PVH kernels load at 1 MiB+
+constexpr u16 kDebugConsolePort = 0xe9;  // the Bochs/QEMU/Xen debug-console convention
+constexpr u32 kMsrEfer = 0xc0000080;
+// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's; SVME is never the guest's).
+constexpr u64 kEferGuestWritable = (1u << 0) | (1u << 8) | (1u << 11);
+constexpr u64 kEferLma = 1u << 10;
+constexpr u8 kGeneralProtection = 13;
+constexpr u16 kTestGuestTag = 1;  // VPID / ASID; one test guest runs at a time
+
+stage2::Stage2Format machine_stage2_format() {
+    return virt::summary().vendor == virt::Vendor::Vmx ? stage2::Stage2Format::Ept : stage2::Stage2Format::Npt;
+}
+
+}  // namespace
+
+const char* guest_end_name(GuestEnd end) {
+    switch (end) {
+        case GuestEnd::Running: return "running";
+        case GuestEnd::Halted: return "halted";
+        case GuestEnd::TripleFault: return "triple fault";
+        case GuestEnd::Stage2Fault: return "access outside its memory";
+        case GuestEnd::InvalidState: return "invalid state";
+        case GuestEnd::Unhandled: return "unhandled exit";
+        case GuestEnd::ExitBudget: return "exit budget used up";
+    }
+    return "?";
+}
+
+Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
+    : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
+      stage2_(machine_stage2_format(), stage2::frame_table_memory) {}
+
+Guest::~Guest() {
+    if (vcpu_) virt::destroy_vcpu(vcpu_);
+    stage2_.destroy();
+    memory::free_frames(ram_hpa_, ram_bytes_ / kFrameSize);
+}
+
+Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes) {
+    if (virt::summary().vendor == virt::Vendor::None) {
+        log::error("guest {}: no virtualization on this machine", name);
+        return nullptr;
+    }
+    ram_bytes = align_up(ram_bytes, 2 * MiB);
+    // Contiguous and 2 MiB aligned, so stage 2 maps it with large pages.
+    u64 ram = memory::allocate_frames(ram_bytes / kFrameSize, (2 * MiB) / kFrameSize);
+    if (!ram) {
+        log::error("guest {}: no {} MiB of RAM for it", name, ram_bytes / MiB);
+        return nullptr;
+    }
+    Guest* guest = heap().create<Guest>(name, ram, ram_bytes);
+    if (!guest) {
+        memory::free_frames(ram, ram_bytes / kFrameSize);
+        return nullptr;
+    }
+    u64 entry = 0;
+    cpuid::HardwareCpuid host;
+    bool ok = guest->stage2_.init() == stage2::Status::Ok &&
+              guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
+              guest->cpuid_.init(host, {.vcpu_count = 1}) == cpuid::Status::Ok &&
+              guest->load_pvh(image, image_size, &entry);
+    if (ok) {
+        EntryState state{EntryMode::Protected32, entry, kStartInfoGpa, 0};
+        guest->vcpu_ = virt::create_vcpu(guest->stage2_.root(), kTestGuestTag, state);
+        ok = guest->vcpu_ != nullptr;
+    }
+    if (!ok) {
+        log::error("guest {}: could not be built", name);
+        destroy(guest);
+        return nullptr;
+    }
+    return guest;
+}
+
+void Guest::destroy(Guest* guest) { heap().destroy(guest); }
+
+void* Guest::guest_memory(u64 gpa, u64 size) {
+    u64 end;
+    if (add_overflows(gpa, size, &end) || end > ram_bytes_) return nullptr;
+    return memory::phys_to_virt(ram_hpa_ + gpa);
+}
+
+bool Guest::load_pvh(const u8* image, usize image_size, u64* entry) {
+    elf::Image elf;
+    elf::Result parsed = elf::parse(image, image_size, elf);
+    if (!parsed.ok()) {
+        log::error("guest {}: not a loadable kernel: {}", name_, parsed.reason);
+        return false;
+    }
+    if (!elf.pvh_entry) {
+        log::error("guest {}: the kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)", name_);
+        return false;
+    }
+    for (usize i = 0; i < elf.segment_count; ++i) {
+        const elf::LoadSegment& s = elf.segments[i];
+        u8* target = static_cast<u8*>(guest_memory(s.physical_address, s.memory_size));
+        if (!target || s.physical_address < kStartInfoGpa + sizeof(pvh::StartInfo)) {
+            log::error("guest {}: segment at {:#x} does not fit its RAM", name_, s.physical_address);
+            return false;
+        }
+        str::copy_bytes(target, image + s.file_offset, s.file_size);
+        str::fill_bytes(target + s.file_size, 0, s.memory_size - s.file_size);
+    }
+    auto* start = static_cast<pvh::StartInfo*>(guest_memory(kStartInfoGpa, sizeof(pvh::StartInfo)));
+    *start = {};
+    start->magic = pvh::kStartInfoMagic;
+    start->version = 1;
+    *entry = elf.pvh_entry;
+    return true;
+}
+
+GuestEnd Guest::run(u64 max_exits) {
+    x86::disable_interrupts();
+    while (end_ == GuestEnd::Running) {
+        if (exits_ == max_exits) {
+            end_ = GuestEnd::ExitBudget;
+            break;
+        }
+        ExitInfo exit = vcpu_->run();
+        ++exits_;
+        handle_exit(exit);
+    }
+    x86::enable_interrupts();
+    return end_;
+}
+
+bool Guest::handle_exit(const ExitInfo& exit) {
+    switch (exit.reason) {
+        case ExitReason::Cpuid: handle_cpuid(); return true;
+        case ExitReason::Io: handle_io(exit.io); return true;
+        case ExitReason::MsrRead: handle_msr(false); return true;
+        case ExitReason::MsrWrite: handle_msr(true); return true;
+        case ExitReason::ExternalInterrupt:
+            // Let the host take it: interrupts stayed pending across the exit.
+            x86::enable_interrupts();
+            x86::pause();
+            x86::disable_interrupts();
+            return true;
+        case ExitReason::Hypercall:
+            vcpu_->set_gpr(Gpr::Rax, static_cast<u64>(-38));  // -ENOSYS until the ABI exists
+            vcpu_->advance_rip();
+            return true;
+        case ExitReason::Hlt:
+            // Nothing can wake a guest yet (no virtual interrupts before the scheduler work).
+            vcpu_->advance_rip();
+            finish(GuestEnd::Halted, exit);
+            return true;
+        case ExitReason::TripleFault: finish(GuestEnd::TripleFault, exit); return false;
+        case ExitReason::Stage2Fault: finish(GuestEnd::Stage2Fault, exit); return false;
+        case ExitReason::InvalidState: finish(GuestEnd::InvalidState, exit); return false;
+        default: finish(GuestEnd::Unhandled, exit); return false;
+    }
+}
+
+void Guest::handle_cpuid() {
+    u32 leaf = static_cast<u32>(vcpu_->gpr(Gpr::Rax));
+    u32 subleaf = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
+    cpuid::VcpuState state{.apic_id = 0,
+                           .osxsave = (vcpu_->control_register(ControlRegister::Cr4) & x86::kCr4Osxsave) != 0};
+    cpuid::Registers r = cpuid_.lookup(leaf, subleaf, state);
+    vcpu_->set_gpr(Gpr::Rax, r.eax);
+    vcpu_->set_gpr(Gpr::Rbx, r.ebx);
+    vcpu_->set_gpr(Gpr::Rcx, r.ecx);
+    vcpu_->set_gpr(Gpr::Rdx, r.edx);
+    vcpu_->advance_rip();
+}
+
+void Guest::handle_io(const IoExit& io) {
+    if (io.string) {
+        ExitInfo unsupported{};
+        unsupported.reason = ExitReason::Io;
+        finish(GuestEnd::Unhandled, unsupported);
+        return;
+    }
+    u64 rax = vcpu_->gpr(Gpr::Rax);
+    if (io.in) {
+        // Unclaimed ports float high. A 32-bit IN zero-extends into RAX; 8 and 16-bit keep the rest.
+        u64 ones = io.size == 4 ? 0xffffffff : (u64{1} << (8 * io.size)) - 1;
+        u64 kept = io.size == 4 ? 0 : rax & ~ones;
+        vcpu_->set_gpr(Gpr::Rax, kept | ones);
+    } else if (io.port == kDebugConsolePort) {
+        for (u8 i = 0; i < io.size; ++i) console_byte(static_cast<char>(rax >> (8 * i)));
+    }
+    vcpu_->advance_rip();
+}
+
+void Guest::handle_msr(bool write) {
+    u32 msr = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
+    if (msr != kMsrEfer) {
+        vcpu_->inject_exception(kGeneralProtection, true, 0);  // not on the allow-list
+        return;
+    }
+    if (write) {
+        u64 value = (vcpu_->gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu_->gpr(Gpr::Rax));
+        if (value & ~(kEferGuestWritable | kEferLma)) {
+            vcpu_->inject_exception(kGeneralProtection, true, 0);
+            return;
+        }
+        vcpu_->set_efer((value & kEferGuestWritable) | (vcpu_->efer() & kEferLma));
+    } else {
+        u64 value = vcpu_->efer();
+        vcpu_->set_gpr(Gpr::Rax, static_cast<u32>(value));
+        vcpu_->set_gpr(Gpr::Rdx, value >> 32);
+    }
+    vcpu_->advance_rip();
+}
+
+void Guest::console_byte(char c) {
+    GuestConsole& con = console_;
+    if (c != '\n' && con.length < sizeof(con.line) - 1) {
+        if (c != '\r') con.line[con.length++] = c;
+        return;
+    }
+    con.line[con.length] = '\0';
+    if (relay_stats_ && str::starts_with(con.line, "stat ")) log::print("LAMINA STAT {}\n", con.line + 5);
+    log::info("guest {}: {}", name_, con.line);
+    if (str::starts_with(con.line, "ok ")) {
+        ++con.ok_lines;
+    } else if (str::starts_with(con.line, "not ok ")) {
+        if (con.not_ok_lines++ == 0) str::copy_bounded(con.first_failure, con.line, sizeof(con.first_failure));
+    } else if (str::starts_with(con.line, "1..")) {
+        u64 plan;
+        if (str::parse_u64(con.line + 3, con.length - 3, &plan)) con.plan = static_cast<u32>(plan);
+    }
+    con.length = 0;
+}
+
+void Guest::finish(GuestEnd why, const ExitInfo& exit) {
+    end_ = why;
+    if (why == GuestEnd::Halted) return;
+    // The report an operator (and later Dom0) gets about a guest that died.
+    log::info("guest {}: ended: {} ({} exit, hardware code {:#x}, qualification {:#x}{}{})", name_,
+              guest_end_name(why), exit_reason_name(exit.reason), exit.hardware_code, exit.qualification,
+              exit.reason == ExitReason::InvalidState && exit.failure ? ": " : "",
+              exit.reason == ExitReason::InvalidState && exit.failure ? exit.failure : "");
+    if (why == GuestEnd::Stage2Fault)
+        log::info("guest {}: guest-physical {:#x} ({}{}{})", name_, exit.stage2.guest_physical,
+                  exit.stage2.read ? "r" : "", exit.stage2.write ? "w" : "", exit.stage2.execute ? "x" : "");
+    log::info("guest {}: rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x}", name_,
+              vcpu_->rip(), vcpu_->gpr(Gpr::Rsp), vcpu_->rflags(), vcpu_->control_register(ControlRegister::Cr0),
+              vcpu_->control_register(ControlRegister::Cr3), vcpu_->control_register(ControlRegister::Cr4),
+              vcpu_->efer());
+    log::info("guest {}: rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}", name_,
+              vcpu_->gpr(Gpr::Rax), vcpu_->gpr(Gpr::Rbx), vcpu_->gpr(Gpr::Rcx), vcpu_->gpr(Gpr::Rdx),
+              vcpu_->gpr(Gpr::Rsi), vcpu_->gpr(Gpr::Rdi), vcpu_->gpr(Gpr::Rbp));
+}
+
+}  // namespace lamina

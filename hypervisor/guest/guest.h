@@ -1,0 +1,78 @@
+// A guest as the virtualization core runs it: RAM behind a stage-2 space, one vCPU, a CPUID
+// policy and a console. It is the seed of the domain (domains, their ids, lifecycle and the
+// hypercall ABI come with the domains issue); for now the self-test runs test kernels in it.
+#pragma once
+
+#include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/stage2/frame_table_memory.h>
+#include <hypervisor/vcpu.h>
+
+namespace lamina {
+
+enum class GuestEnd : u8 {
+    Running,
+    Halted,           // HLT with interrupts off: nothing can wake it
+    TripleFault,
+    Stage2Fault,      // an access outside its memory
+    InvalidState,     // the hardware refused to run it
+    Unhandled,        // an exit the core cannot handle yet
+    ExitBudget,       // ran out of the exits the caller allowed
+};
+
+const char* guest_end_name(GuestEnd end);
+
+struct GuestConsole {
+    char line[160];
+    usize length = 0;
+    u32 ok_lines = 0;
+    u32 not_ok_lines = 0;
+    u32 plan = 0;
+    char first_failure[160] = {};
+};
+
+class Guest {
+public:
+    // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
+    // reason, when the image is malformed or memory is short; nothing leaks either way.
+    static Guest* create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes);
+    static void destroy(Guest* guest);
+
+    // Lets this guest's "stat key=value" console lines through as LAMINA STAT lines (the
+    // benchmark guest); any other guest's would be spoofed figures.
+    void relay_stats() { relay_stats_ = true; }
+
+    // Runs until the guest ends or `max_exits` exits have been handled.
+    GuestEnd run(u64 max_exits);
+
+    const char* name() const { return name_; }
+    GuestEnd end() const { return end_; }
+    const GuestConsole& console() const { return console_; }
+    u64 exits() const { return exits_; }
+
+    // Use create_pvh/destroy; public only for the object allocator.
+    Guest(const char* name, u64 ram_hpa, u64 ram_bytes);
+    ~Guest();
+
+private:
+    bool load_pvh(const u8* image, usize image_size, u64* entry);
+    void* guest_memory(u64 gpa, u64 size);
+    bool handle_exit(const ExitInfo& exit);
+    void handle_cpuid();
+    void handle_io(const IoExit& io);
+    void handle_msr(bool write);
+    void console_byte(char c);
+    void finish(GuestEnd why, const ExitInfo& exit);
+
+    const char* name_;
+    u64 ram_hpa_;
+    u64 ram_bytes_;
+    stage2::GuestSpace stage2_;
+    cpuid::CpuidPolicy cpuid_;
+    Vcpu* vcpu_ = nullptr;
+    GuestConsole console_;
+    GuestEnd end_ = GuestEnd::Running;
+    u64 exits_ = 0;
+    bool relay_stats_ = false;
+};
+
+}  // namespace lamina

@@ -1,0 +1,52 @@
+// The test guests (tests/guests), run by the self-test on whatever vendor this machine has.
+#include <hypervisor/boot_modules.h>
+#include <hypervisor/guest/guest.h>
+#include <hypervisor/memory.h>
+#include <hypervisor/selftest.h>
+#include <hypervisor/virt.h>
+
+namespace lamina {
+namespace {
+
+constexpr u64 kGuestRam = 4 * MiB;
+constexpr u64 kExitBudget = 100000;
+
+// Boots the named module, runs it to its end, checks `expected_end`, frees it and checks that
+// every frame came back.
+void run_test_guest(selftest::Context& t, const char* name, GuestEnd expected_end, GuestConsole* console_out) {
+    const u8* image;
+    usize size;
+    if (!t.expect(boot_modules::find(name, &image, &size), "no boot module named {}", name)) return;
+    u64 free_before = memory::stats().free_bytes;
+    Guest* guest = Guest::create_pvh(name, image, size, kGuestRam);
+    if (!t.expect(guest != nullptr, "guest {} could not be created", name)) return;
+    GuestEnd end = guest->run(kExitBudget);
+    t.expect(end == expected_end, "guest {} ended with \"{}\" after {} exits, expected \"{}\"", name,
+             guest_end_name(end), guest->exits(), guest_end_name(expected_end));
+    *console_out = guest->console();
+    Guest::destroy(guest);
+    t.expect(memory::stats().free_bytes == free_before, "guest {} leaked {} KiB", name,
+             (free_before - memory::stats().free_bytes) / KiB);
+}
+
+}  // namespace
+
+LAMINA_SELFTEST("guest long64: a PVH kernel reaches long mode and sees a proper virtual CPU") {
+    GuestConsole console;
+    run_test_guest(t, "long64", GuestEnd::Halted, &console);
+    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
+             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
+             console.plan, console.first_failure);
+}
+
+LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {
+    GuestConsole console;
+    run_test_guest(t, "triple_fault", GuestEnd::TripleFault, &console);
+}
+
+LAMINA_SELFTEST("guest stage2_fault: an access outside guest memory ends that guest") {
+    GuestConsole console;
+    run_test_guest(t, "stage2_fault", GuestEnd::Stage2Fault, &console);
+}
+
+}  // namespace lamina
