@@ -19,10 +19,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "scripts" / "emu_run.py"
 
-# name -> emu_run.py arguments. Every run boots the normal entry (no self-test) and stops at READY.
+# name -> (emu_run.py arguments, hypervisor command line). Every run boots the normal entry (no
+# self-test) and stops shortly after READY; `bench` runs the exit-cost guest right after READY.
 RUNS = {
-    "1cpu": ["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"],
-    "4cpu": ["--emu", "qemu", "--smp", "4", "--mem", "512", "--icount"],
+    "1cpu": (["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"], ""),
+    "4cpu": (["--emu", "qemu", "--smp", "4", "--mem", "512", "--icount"], ""),
+    "exits-svm": (["--emu", "qemu", "--smp", "1", "--mem", "256", "--icount"], "bench"),
+    "exits-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "1", "--mem", "256"], "bench"),
+    "exits-svm-bochs": (["--emu", "bochs", "--cpu-vendor", "svm", "--smp", "1", "--mem", "256"], "bench"),
 }
 
 # (label, unit, run, STAT key)
@@ -32,6 +36,18 @@ ROWS = [
     ("Image size reported by the image", "bytes", "1cpu", "image_bytes"),
     ("RAM the hypervisor keeps at READY, 1 CPU", "KiB", "1cpu", "hv_ram_kib"),
     ("RAM the hypervisor keeps at READY, 4 CPUs", "KiB", "4cpu", "hv_ram_kib"),
+    ("CPUID round trip, QEMU SVM (icount)", "insns", "exits-svm", "exit_cpuid"),
+    ("I/O port exit round trip, QEMU SVM (icount)", "insns", "exits-svm", "exit_io"),
+    ("MSR exit round trip, QEMU SVM (icount)", "insns", "exits-svm", "exit_msr"),
+    ("VMMCALL round trip, QEMU SVM (icount)", "insns", "exits-svm", "exit_hypercall"),
+    ("CPUID round trip, Bochs VMX", "ticks", "exits-vmx", "exit_cpuid"),
+    ("I/O port exit round trip, Bochs VMX", "ticks", "exits-vmx", "exit_io"),
+    ("MSR exit round trip, Bochs VMX", "ticks", "exits-vmx", "exit_msr"),
+    ("VMCALL round trip, Bochs VMX", "ticks", "exits-vmx", "exit_hypercall"),
+    ("CPUID round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_cpuid"),
+    ("I/O port exit round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_io"),
+    ("MSR exit round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_msr"),
+    ("VMMCALL round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_hypercall"),
 ]
 
 
@@ -51,9 +67,9 @@ def elf_load_bytes(path):
     return filesz, memsz
 
 
-def boot(name, args, build_dir, logs, timeout):
+def boot(name, args, cmdline, build_dir, logs, timeout):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, str(RUNNER), *args, "--mode", "ready", "--cmdline", "",
+        cmd = [sys.executable, str(RUNNER), *args, "--mode", "ready", "--cmdline", cmdline,
                "--build-dir", str(build_dir), "--log", str(logs / f"bench-{name}.log"),
                "--timeout", str(timeout), "--ready-linger", "2", "--stats-json", out.name]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,10 +90,10 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
 
     results, failed = {}, []
-    for name, args in RUNS.items():
-        print(f"[bench] booting {name}: {' '.join(args)}", file=sys.stderr, flush=True)
+    for name, (args, cmdline) in RUNS.items():
+        print(f"[bench] booting {name}: {' '.join(args)} -- {cmdline}", file=sys.stderr, flush=True)
         sys.stdout.flush()
-        res = boot(name, args, build, logs, a.timeout)
+        res = boot(name, args, cmdline, build, logs, a.timeout)
         if res is None:
             failed.append(name)
         results[name] = res or {"stats": {}, "ready": None}
