@@ -6,6 +6,7 @@
 #include <arch/x86_64/paging/x86_format.h>
 #include <arch/x86_64/svm/svm_vcpu.h>
 #include <hypervisor/memory.h>
+#include <hypervisor/stage2/scratch_guest_memory.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/selftest.h>
 #include <hypervisor/time.h>
@@ -17,8 +18,6 @@ namespace {
 
 using selftest::Context;
 
-constexpr u64 kGuestBytes = 2 * MiB;
-constexpr u64 kGuestFrames = kGuestBytes / (4 * KiB);
 constexpr u64 kCodeAddress = 0x1000;
 constexpr u16 kAsid = 1;
 constexpr u32 kMaxHostInterrupts = 1000;
@@ -29,51 +28,16 @@ constexpr u64 kCr0Nw = 1u << 29;
 constexpr u64 kEferReservedBit2 = 1u << 2;
 constexpr u64 kRflagsInterrupt = 1u << 9;
 
-class FrameTables {
-public:
-    u64 allocate_table() { return memory::allocate_frames(); }
-    void free_table(u64 phys) { memory::free_frames(phys); }
-    u64* table(u64 phys) { return static_cast<u64*>(memory::phys_to_virt(phys)); }
-};
-
-// GPA 0..2 MiB on fresh zeroed frames, the guest's code at kCodeAddress. Nested walks are user
-// accesses: every NPT entry needs U=1 (APM Vol. 2 15.25.5).
-class GuestMemory {
-public:
-    GuestMemory() : npt_(tables_) {}
-    ~GuestMemory() {
-        npt_.destroy();
-        if (backing_) memory::free_frames(backing_, kGuestFrames);
-    }
-    GuestMemory(const GuestMemory&) = delete;
-    GuestMemory& operator=(const GuestMemory&) = delete;
-
-    bool init(const u8* code, usize size) {
-        backing_ = memory::allocate_frames(kGuestFrames);
-        if (!backing_ || npt_.init() != paging::Status::Ok) return false;
-        const paging::Attributes guest_ram{.read = true, .write = true, .execute = true, .user = true};
-        if (!npt_.map(0, backing_, kGuestBytes, guest_ram).ok()) return false;
-        str::copy_bytes(static_cast<u8*>(memory::phys_to_virt(backing_)) + kCodeAddress, code, size);
-        return true;
-    }
-    u64 root() const { return npt_.root(); }
-    template <typename T>
-    T* at(u64 guest_physical) const {
-        return reinterpret_cast<T*>(static_cast<u8*>(memory::phys_to_virt(backing_)) + guest_physical);
-    }
-
-private:
-    FrameTables tables_;
-    paging::PageTable<paging::X86Format, FrameTables> npt_;
-    u64 backing_ = 0;
-};
+using GuestMemory = stage2::ScratchGuestMemory;
 
 // A guest for one test: its memory, with its code at kCodeAddress, and its vCPU.
 class TestGuest {
 public:
     template <usize N>
-    TestGuest(const u8 (&code)[N], const EntryState& entry) {
-        if (memory_.init(code, N)) vcpu_ = create_svm_vcpu(memory_.root(), kAsid, entry);
+    TestGuest(const u8 (&code)[N], const EntryState& entry) : memory_(stage2::Stage2Format::Npt) {
+        if (!memory_.init()) return;
+        memory_.copy(kCodeAddress, code, N);
+        vcpu_ = create_svm_vcpu(memory_.root(), kAsid, entry);
     }
     ~TestGuest() {
         if (vcpu_) destroy_svm_vcpu(vcpu_);

@@ -10,6 +10,7 @@
 #include <arch/x86_64/vmx/vmx_vcpu.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
+#include <hypervisor/stage2/scratch_guest_memory.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/selftest.h>
 #include <hypervisor/time.h>
@@ -22,8 +23,6 @@ namespace {
 
 using selftest::Context;
 
-constexpr u64 kGuestBytes = 2 * MiB;
-constexpr u64 kGuestFrames = kGuestBytes / (4 * KiB);
 constexpr u64 kCodeAddress = 0x1000;
 constexpr u64 kEntryRbx = 0x5a5a0000;
 constexpr u64 kEntryRsp = 0x8000;
@@ -38,41 +37,7 @@ constexpr u64 kEferLme = 1u << 8;
 constexpr u64 kEferLma = 1u << 10;
 constexpr u16 kAccessLongMode = 1u << 13;
 
-class FrameTables {
-public:
-    u64 allocate_table() { return memory::allocate_frames(); }
-    void free_table(u64 phys) { memory::free_frames(phys); }
-    u64* table(u64 phys) { return static_cast<u64*>(memory::phys_to_virt(phys)); }
-};
-
-// GPA 0..2 MiB on fresh zeroed frames, read/write/execute, write-back.
-class GuestMemory {
-public:
-    GuestMemory() : ept_(tables_) {}
-    ~GuestMemory() {
-        ept_.destroy();
-        if (backing_) memory::free_frames(backing_, kGuestFrames);
-    }
-    GuestMemory(const GuestMemory&) = delete;
-    GuestMemory& operator=(const GuestMemory&) = delete;
-
-    bool init() {
-        backing_ = memory::allocate_frames(kGuestFrames);
-        if (!backing_ || ept_.init() != paging::Status::Ok) return false;
-        const paging::Attributes ram{.read = true, .write = true, .execute = true};
-        return ept_.map(0, backing_, kGuestBytes, ram).ok();
-    }
-    void copy(u64 gpa, const void* bytes, usize size) { str::copy_bytes(at(gpa), bytes, size); }
-    void write64(u64 gpa, u64 value) { *static_cast<u64*>(at(gpa)) = value; }
-    u64 root() const { return ept_.root(); }
-
-private:
-    void* at(u64 gpa) { return static_cast<u8*>(memory::phys_to_virt(backing_)) + gpa; }
-
-    FrameTables tables_;
-    paging::PageTable<paging::EptFormat, FrameTables> ept_;
-    u64 backing_ = 0;
-};
+using GuestMemory = stage2::ScratchGuestMemory;
 
 class VcpuHandle {
 public:
@@ -113,7 +78,7 @@ void with_guest(Context& t, EntryMode mode, const u8* code, usize size, Scenario
     const u64 free_before = memory::stats().free_bytes;
     {
         x86::InterruptGuard interrupts_off;
-        GuestMemory memory;
+        GuestMemory memory(stage2::Stage2Format::Ept);
         if (!t.expect(memory.init(), "no memory for a 2 MiB guest")) return;
         memory.copy(kCodeAddress, code, size);
         VcpuHandle vcpu(create_vmx_vcpu(memory.root(), kVpid, {mode, kCodeAddress, kEntryRbx, kEntryRsp}));
