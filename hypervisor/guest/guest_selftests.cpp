@@ -47,6 +47,14 @@ LAMINA_SELFTEST("guest prot32: a 32-bit protected-mode kernel sees a proper virt
              console.plan, console.first_failure);
 }
 
+LAMINA_SELFTEST("guest real16: a kernel that drops to real mode runs there") {
+    GuestConsole console;
+    run_test_guest(t, "real16", GuestEnd::Halted, &console);
+    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
+             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
+             console.plan, console.first_failure);
+}
+
 LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {
     GuestConsole console;
     run_test_guest(t, "triple_fault", GuestEnd::TripleFault, &console);
