@@ -222,13 +222,18 @@ bool CpuidPolicy::accepts_xcr0(u64 value) const {
 
 Registers CpuidPolicy::lookup(u32 leaf, u32 subleaf, const VcpuState& vcpu) const {
     if (vcpu_count_ == 0) return {};
-    if (leaf >= kHypervisorRangeFirst && leaf <= kHypervisorRangeLast) return hypervisor(leaf);
-    if (leaf <= max_basic_) return basic(leaf, subleaf, vcpu);
-    if (leaf >= kExtendedFirst && leaf <= max_extended_) return extended_[leaf - kExtendedFirst];
-    // A leaf past the highest of its range: Intel CPUs answer as for the highest basic leaf,
-    // AMD CPUs with zeros (SDM Vol. 2A and APM Vol. 3, CPUID). The guest sees what its
-    // vendor's CPUs do.
-    return amd_ ? Registers{} : basic(max_basic_, subleaf, vcpu);
+    // The basic leaves first: the ones guests ask for most. The hypervisor range lies above them.
+    u32 basic_leaf = leaf;
+    if (leaf > max_basic_) {
+        if (leaf >= kHypervisorRangeFirst && leaf <= kHypervisorRangeLast) return hypervisor(leaf);
+        if (leaf >= kExtendedFirst && leaf <= max_extended_) return extended_[leaf - kExtendedFirst];
+        // A leaf past the highest of its range: Intel CPUs answer as for the highest basic
+        // leaf, AMD CPUs with zeros (SDM Vol. 2A and APM Vol. 3, CPUID). The guest sees what
+        // its vendor's CPUs do.
+        if (amd_) return {};
+        basic_leaf = max_basic_;
+    }
+    return basic(basic_leaf, subleaf, vcpu);
 }
 
 Registers CpuidPolicy::basic(u32 leaf, u32 subleaf, const VcpuState& vcpu) const {

@@ -60,6 +60,9 @@ public:
     Status init(const HostCpuid& host, const Config& config);
 
     Registers lookup(u32 leaf, u32 subleaf, const VcpuState& vcpu) const;
+    // Whether lookup(leaf, ...) may depend on VcpuState::osxsave (leaf 1, or leaves past the
+    // maximum that answer as leaf 1): a CPUID exit need not read the guest's CR4 otherwise.
+    bool reflects_osxsave(u32 leaf) const { return leaf == 1 || max_basic_ <= 1; }
 
     // The XSAVE components a guest may enable (leaf 0Dh subleaf 0 EDX:EAX).
     u64 allowed_xcr0() const { return allowed_xcr0_; }

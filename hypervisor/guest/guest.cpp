@@ -171,8 +171,10 @@ bool Guest::handle_exit(const ExitInfo& exit) {
 void Guest::handle_cpuid() {
     u32 leaf = static_cast<u32>(vcpu_->gpr(Gpr::Rax));
     u32 subleaf = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
-    cpuid::VcpuState state{.apic_id = 0,
-                           .osxsave = (vcpu_->control_register(ControlRegister::Cr4) & x86::kCr4Osxsave) != 0};
+    // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
+    const bool osxsave = cpuid_.reflects_osxsave(leaf) &&
+                         (vcpu_->control_register(ControlRegister::Cr4) & x86::kCr4Osxsave);
+    cpuid::VcpuState state{.apic_id = 0, .osxsave = osxsave};
     cpuid::Registers r = cpuid_.lookup(leaf, subleaf, state);
     vcpu_->set_gpr(Gpr::Rax, r.eax);
     vcpu_->set_gpr(Gpr::Rbx, r.ebx);

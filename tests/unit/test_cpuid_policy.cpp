@@ -397,6 +397,21 @@ TEST_CASE("cpuid: OSXSAVE mirrors the vCPU's CR4", "[cpuid]") {
     CHECK((policy.lookup(1, 0, {.osxsave = true}).ecx & bit(27)) != 0);
 }
 
+TEST_CASE("cpuid: a leaf that does not reflect OSXSAVE answers the same whatever CR4 says", "[cpuid]") {
+    // The CPUID exit skips reading the guest's CR4 when reflects_osxsave() says so.
+    for (const FakeHost& host : {intel_host(), amd_host()}) {
+        const CpuidPolicy policy = policy_for(host);
+        CHECK(policy.reflects_osxsave(1));
+        for (u32 base : {0u, 0x4000'0000u, 0x8000'0000u}) {
+            for (u32 leaf = base; leaf < base + 0x30; ++leaf) {
+                if (policy.reflects_osxsave(leaf)) continue;
+                CAPTURE(leaf);
+                CHECK(policy.lookup(leaf, 0, {.osxsave = false}) == policy.lookup(leaf, 0, {.osxsave = true}));
+            }
+        }
+    }
+}
+
 TEST_CASE("cpuid: XSETBV values", "[cpuid]") {
     const FakeHost host = intel_host();
     const CpuidPolicy policy = policy_for(host);

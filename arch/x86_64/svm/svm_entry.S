@@ -4,10 +4,12 @@
  *
  * VMRUN saves and restores only part of the host's state (the host save area at VM_HSAVE_PA).
  * The rest -- FS, GS (its base is this CPU's per-CPU pointer), TR, LDTR, KernelGSBase, STAR,
- * LSTAR, CSTAR, SFMASK and the SYSENTER MSRs -- is swapped with VMSAVE/VMLOAD around it, through
- * host_area_phys (15.5.2). Between the guest's VMLOAD and the host's, %gs is the guest's: nothing
- * here touches it. gprs[] is in the x86 encoding order; its RAX and RSP slots are unused (the
- * VMCB holds the guest's RAX and RSP). */
+ * LSTAR, CSTAR, SFMASK and the SYSENTER MSRs -- is moved with VMLOAD/VMSAVE (15.5.2, 15.30.4):
+ * the guest's is loaded from its VMCB before VMRUN and saved back after #VMEXIT, then the host's
+ * is loaded from host_area_phys. The caller VMSAVEs the host's share there once per CPU (it never
+ * changes on a CPU once that CPU is up), so there is no host VMSAVE here. Between the guest's
+ * VMLOAD and the host's, %gs is the guest's: nothing here touches it. gprs[] is in the x86
+ * encoding order; its RAX and RSP slots are unused (the VMCB holds the guest's RAX and RSP). */
 
     .set GPR_RCX, 1 * 8
     .set GPR_RDX, 2 * 8
@@ -40,8 +42,6 @@ svm_run_guest:
 
     /* GIF = 0 holds every interrupt, NMI and SMI until the guest runs. */
     clgi
-    movq %rsi, %rax
-    vmsave %rax
     movq %rdi, %rax
     vmload %rax
 

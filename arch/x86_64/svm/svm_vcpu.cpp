@@ -223,8 +223,12 @@ struct Frames {
 
 class SvmVcpu final : public Vcpu {
 public:
-    SvmVcpu(const Frames& frames, u64 ncr3_root_phys, u16 asid, const EntryState& entry)
-        : frames_(frames), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))) {
+    SvmVcpu(const Frames& frames, u64 ncr3_root_phys, u16 asid, const EntryState& entry,
+            const Capabilities& caps)
+        : frames_(frames), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))),
+          nrip_save_(caps.nrip_save), vmcb_clean_(caps.vmcb_clean),
+          // QEMU lacks flush-by-ASID: it flushes everything instead.
+          tlb_flush_(caps.flush_by_asid ? tlb_control::kFlushAsid : tlb_control::kFlushAll) {
         init_controls(ncr3_root_phys, asid);
         init_guest_state(entry);
     }
@@ -260,9 +264,16 @@ private:
     void complete_exit();
     ExitInfo decode_exit() const;
     u64 next_rip_without_nrip_save() const;
+    ExitInfo refuse_entry(const char* rule) const;
+    ExitInfo refused_by_vmrun();
+    void warn_cannot_advance() const;
 
     Frames frames_;
     Vmcb& vmcb_;
+    // The capabilities the exit path needs, copied at creation: no lookup per exit.
+    const bool nrip_save_;
+    const bool vmcb_clean_;
+    const u8 tlb_flush_;
     // The VMCB groups changed since the last VMRUN: their clean bits must be 0 (15.15.3).
     u32 changed_ = clean::kAll;
     bool flush_tlb_ = true;
@@ -396,13 +407,17 @@ u64 SvmVcpu::next_rip_without_nrip_save() const {
     return vmcb_.save.rip + length;
 }
 
+[[gnu::cold, gnu::noinline]] void SvmVcpu::warn_cannot_advance() const {
+    log::warn("svm: cannot step over the instruction of exit {:#x} at RIP {:#x}",
+              vmcb_.control.exit_code, vmcb_.save.rip);
+}
+
 void SvmVcpu::advance_rip() {
     // NEXT_RIP is zero after exits that are not instruction intercepts (15.7.1).
-    u64 next = capabilities().nrip_save ? vmcb_.control.next_rip : 0;
+    u64 next = nrip_save_ ? vmcb_.control.next_rip : 0;
     if (!next) next = next_rip_without_nrip_save();
     if (!next) {
-        log::warn("svm: cannot step over the instruction of exit {:#x} at RIP {:#x}",
-                  vmcb_.control.exit_code, vmcb_.save.rip);
+        warn_cannot_advance();
         return;
     }
     vmcb_.save.rip = next;
@@ -412,20 +427,24 @@ void SvmVcpu::advance_rip() {
 
 void SvmVcpu::prepare_entry(u32 cpu) {
     VmcbControl& c = vmcb_.control;
-    const Capabilities& caps = capabilities();
-    // Another CPU's cached VMCB state and TLB entries for this ASID may be stale (15.15.2).
-    if (cpu != last_cpu_) {
+    if (cpu != last_cpu_) [[unlikely]] {
+        // Another CPU's cached VMCB state and TLB entries for this ASID may be stale (15.15.2).
         changed_ = clean::kAll;
         flush_tlb_ = true;
         last_cpu_ = cpu;
+        // The host's share of the state VMLOAD and VMSAVE move (FS, GS, TR, LDTR with their
+        // hidden parts, KernelGsBase, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP: APM
+        // 15.5.2, 15.30.4) is set once when a CPU comes up and never changes after; the GS
+        // base is this CPU's per-CPU pointer. So it is saved once per CPU the vCPU arrives
+        // on, not around every VMRUN: after each #VMEXIT svm_run_guest saves the guest's share
+        // into the VMCB and loads this copy back, so the host runs with its own GS base, TR
+        // and MSRs, and the guest always gets its own through the VMLOAD before VMRUN.
+        asm volatile("vmsave %%rax" : : "a"(frames_.host_area) : "memory");
     }
-    // QEMU lacks flush-by-ASID: it flushes everything instead.
-    c.tlb_control = !flush_tlb_ ? tlb_control::kNothing
-                    : caps.flush_by_asid ? tlb_control::kFlushAsid
-                                         : tlb_control::kFlushAll;
+    c.tlb_control = flush_tlb_ ? tlb_flush_ : tlb_control::kNothing;
     flush_tlb_ = false;
     // Without the VMCB-clean feature the bits must stay 0 (QEMU and Bochs have none).
-    c.clean_bits = caps.vmcb_clean ? clean::kAll & ~changed_ : 0;
+    c.clean_bits = vmcb_clean_ ? clean::kAll & ~changed_ : 0;
     changed_ = 0;
     vmcb_.save.rax = gpr(Gpr::Rax);
     vmcb_.save.rsp = gpr(Gpr::Rsp);
@@ -457,34 +476,42 @@ ExitInfo SvmVcpu::run() {
     // VMCB as well, but QEMU 7.2 then overwrites its guest state with the host's (its
     // do_vmexit saves state it never loaded), losing both the state and the diagnosis.
     if (changed_ || (vmcb_.control.event_injection & event::kValid)) {
-        if (const char* rule = broken_vmrun_rule(vmcb_)) {
-            log::error("svm: not entering the guest, VMRUN would refuse its VMCB: {}", rule);
-            log_vmcb(vmcb_);
-            return invalid_state(rule);
-        }
+        if (const char* rule = broken_vmrun_rule(vmcb_)) return refuse_entry(rule);
     }
     prepare_entry(cpu->index);
     svm_run_guest(frames_.vmcb, frames_.host_area, gprs_);
-    if (is_vmexit_invalid(vmcb_.control.exit_code)) {
-        // The refusal may have overwritten the guest state: QEMU 7.2 and Bochs 2.7 save their
-        // half-loaded state, mostly the host's, into the VMCB. Run again, it could even pass
-        // the checks and run host code as the guest: this vCPU never enters again.
-        log::error("svm: {}", kRefusedByVmrun);
-        log_vmcb(vmcb_);
-        refused_by_vmrun_ = true;
-        return invalid_state(kRefusedByVmrun);
-    }
+    if (is_vmexit_invalid(vmcb_.control.exit_code)) [[unlikely]] return refused_by_vmrun();
     complete_exit();
     return decode_exit();
+}
+
+// The failure paths stay out of run(): their logging would otherwise cost every exit a stack
+// frame and a stack-protector check.
+[[gnu::cold, gnu::noinline]] ExitInfo SvmVcpu::refuse_entry(const char* rule) const {
+    log::error("svm: not entering the guest, VMRUN would refuse its VMCB: {}", rule);
+    log_vmcb(vmcb_);
+    return invalid_state(rule);
+}
+
+[[gnu::cold, gnu::noinline]] ExitInfo SvmVcpu::refused_by_vmrun() {
+    // The refusal may have overwritten the guest state: QEMU 7.2 and Bochs 2.7 save their
+    // half-loaded state, mostly the host's, into the VMCB. Run again, it could even pass
+    // the checks and run host code as the guest: this vCPU never enters again.
+    log::error("svm: {}", kRefusedByVmrun);
+    log_vmcb(vmcb_);
+    refused_by_vmrun_ = true;
+    return invalid_state(kRefusedByVmrun);
 }
 
 ExitInfo SvmVcpu::decode_exit() const {
     const VmcbControl& c = vmcb_.control;
     const u64 code = c.exit_code;
-    ExitInfo info{};
+    // Not zeroed as a whole: the core reads only the union member the reason names.
+    ExitInfo info;
     info.reason = ExitReason::Other;
     info.hardware_code = code;
     info.qualification = c.exit_info1;
+    info.failure = nullptr;
 
     if (code >= exit_code::kExceptionFirst && code <= exit_code::kExceptionLast) {
         const u8 vector = static_cast<u8>(code - exit_code::kExceptionFirst);
@@ -562,7 +589,7 @@ Vcpu* create_svm_vcpu(u64 ncr3_root_phys, u16 asid, const EntryState& entry) {
         frames.free();
         return nullptr;
     }
-    svm::SvmVcpu* vcpu = heap().create<svm::SvmVcpu>(frames, ncr3_root_phys, asid, entry);
+    svm::SvmVcpu* vcpu = heap().create<svm::SvmVcpu>(frames, ncr3_root_phys, asid, entry, caps);
     if (!vcpu) frames.free();
     return vcpu;
 }

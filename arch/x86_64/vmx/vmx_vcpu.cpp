@@ -261,6 +261,8 @@ private:
 
     // Every public entry point first makes this vCPU's VMCS the current one.
     void make_current() const;
+    void log_vmptrld_failed() const;
+    void write_failed(Field field, u64 value);
     u64 read(Field field) const;
     void write(Field field, u64 value);
     u64 read_current(Field field) const {
@@ -303,6 +305,8 @@ private:
     // accesses exit to the backend, which keeps the guest's task priority here.
     u64 cr2_ = 0;
     u64 cr8_ = 0;
+    // The guest RSP the VMCS holds (written by write_entry_state or read after the last exit).
+    u64 vmcs_rsp_ = 0;
 };
 
 VmxVcpu::~VmxVcpu() {
@@ -317,10 +321,14 @@ VmxVcpu::~VmxVcpu() {
 
 void VmxVcpu::make_current() const {
     LAMINA_ASSERT(this_cpu()->index == home_cpu_);
-    if (vmptrst() != vmcs_phys_ && !vmptrld(vmcs_phys_)) {
-        log::error("vmx: VMPTRLD {:#x} failed: {}", vmcs_phys_,
-                   instruction_error_text(read(Field::VmInstructionError)));
-    }
+    if (vmptrst() != vmcs_phys_ && !vmptrld(vmcs_phys_)) log_vmptrld_failed();
+}
+
+// The failure reports stay out of line: inlined, their argument arrays would cost every caller
+// on the exit path a bigger frame and a stack-protector check.
+[[gnu::cold, gnu::noinline]] void VmxVcpu::log_vmptrld_failed() const {
+    log::error("vmx: VMPTRLD {:#x} failed: {}", vmcs_phys_,
+               instruction_error_text(read(Field::VmInstructionError)));
 }
 
 u64 VmxVcpu::read(Field field) const {
@@ -330,7 +338,10 @@ u64 VmxVcpu::read(Field field) const {
 }
 
 void VmxVcpu::write(Field field, u64 value) {
-    if (vmwrite(field, value)) return;
+    if (!vmwrite(field, value)) [[unlikely]] write_failed(field, value);
+}
+
+[[gnu::cold, gnu::noinline]] void VmxVcpu::write_failed(Field field, u64 value) {
     ++failed_writes_;
     log::error("vmx: VMWRITE {:#x} to field {:#06x} failed: {}", value, static_cast<u32>(field),
                instruction_error_text(read(Field::VmInstructionError)));
@@ -468,6 +479,8 @@ void VmxVcpu::write_entry_state(const EntryState& entry) {
     write(Field::GuestRflags, kRflagsFixed);
     gprs_[static_cast<u8>(Gpr::Rsp)] = entry.rsp;
     gprs_[static_cast<u8>(Gpr::Rbx)] = entry.rbx;
+    write(Field::GuestRsp, entry.rsp);
+    vmcs_rsp_ = entry.rsp;
 
     write(Field::GuestEfer, 0);
     write(Field::GuestPat, kPatPowerOn);
@@ -634,7 +647,11 @@ ExitInfo VmxVcpu::run() {
     LAMINA_ASSERT(!x86::interrupts_enabled());
     make_current();
     for (;;) {
-        write(Field::GuestRsp, gprs_[static_cast<u8>(Gpr::Rsp)]);
+        // The VMCS holds the guest's RSP: written only when the core changed the slot.
+        if (gprs_[static_cast<u8>(Gpr::Rsp)] != vmcs_rsp_) {
+            write(Field::GuestRsp, gprs_[static_cast<u8>(Gpr::Rsp)]);
+            vmcs_rsp_ = gprs_[static_cast<u8>(Gpr::Rsp)];
+        }
         if (x86::read_cr2() != cr2_) x86::write_cr2(cr2_);
         const u64 result = vmx_enter(gprs_, launched_);
         cr2_ = x86::read_cr2();
@@ -646,7 +663,8 @@ ExitInfo VmxVcpu::run() {
         }
         if (result == 2) return entry_failed("VMLAUNCH/VMRESUME without a current VMCS", 0, 0);
 
-        gprs_[static_cast<u8>(Gpr::Rsp)] = read(Field::GuestRsp);
+        vmcs_rsp_ = read(Field::GuestRsp);
+        gprs_[static_cast<u8>(Gpr::Rsp)] = vmcs_rsp_;
         const u32 reason = static_cast<u32>(read(Field::ExitReason));
         if (reason & kExitReasonEntryFailure) {
             const u64 qualification = read(Field::ExitQualification);
@@ -662,7 +680,9 @@ ExitInfo VmxVcpu::run() {
         }
         // Only a successful entry launches the VMCS (SDM Vol. 3C 27.8).
         launched_ = true;
-        ExitInfo info{};
+        // Not zeroed as a whole: decode_exit fills what the core reads for the reason.
+        ExitInfo info;
+        info.failure = nullptr;
         if (decode_exit(reason, info)) return info;
     }
 }
@@ -711,21 +731,27 @@ void VmxVcpu::log_vmcs_state() const {
 // Fills `info`; false when the backend completed the exit itself and the guest runs on.
 bool VmxVcpu::decode_exit(u32 reason, ExitInfo& info) {
     info.hardware_code = reason & kBasicExitMask;
-    info.qualification = read(Field::ExitQualification);
     requeue_interrupted_event();
-    const u64 q = info.qualification;
+    // These exits have no exit qualification: the CPU clears it (SDM Vol. 3C 28.2.1), so it
+    // is not read.
+    info.qualification = 0;
     switch (static_cast<BasicExit>(info.hardware_code)) {
-        case BasicExit::ExceptionOrNmi: return decode_exception_or_nmi(info);
         case BasicExit::ExternalInterrupt: info.reason = ExitReason::ExternalInterrupt; return true;
         case BasicExit::TripleFault: info.reason = ExitReason::TripleFault; return true;
         case BasicExit::InterruptWindow: info.reason = ExitReason::InterruptWindow; return true;
         case BasicExit::Cpuid: info.reason = ExitReason::Cpuid; return true;
         case BasicExit::Hlt: info.reason = ExitReason::Hlt; return true;
-        case BasicExit::Invlpg: info.reason = ExitReason::Invlpg; return true;
         case BasicExit::Vmcall: info.reason = ExitReason::Hypercall; return true;
         case BasicExit::Rdmsr: info.reason = ExitReason::MsrRead; return true;
         case BasicExit::Wrmsr: info.reason = ExitReason::MsrWrite; return true;
         case BasicExit::Xsetbv: info.reason = ExitReason::Xsetbv; return true;
+        default: break;
+    }
+    info.qualification = read(Field::ExitQualification);
+    const u64 q = info.qualification;
+    switch (static_cast<BasicExit>(info.hardware_code)) {
+        case BasicExit::ExceptionOrNmi: return decode_exception_or_nmi(info);
+        case BasicExit::Invlpg: info.reason = ExitReason::Invlpg; return true;
         case BasicExit::ControlRegisterAccess: return complete_cr_access(info);
         case BasicExit::IoInstruction:
             // Exit qualification for I/O instructions (SDM Vol. 3C table 28-5).
