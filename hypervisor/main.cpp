@@ -116,6 +116,7 @@ void crash_on_purpose(HypervisorOptions::Crash crash) {
 [[noreturn]] void boot_phase2() {
     PerCpu& bsp = smp::boot_cpu();
     smp::init_cpu_descriptors(bsp);
+    x86::enable_cpu_features();
 
     const acpi::Platform& acpi = platform::acpi();
     tsc::Calibration tsc = tsc::calibrate(acpi.hpet.present ? acpi.hpet.base_address : 0);

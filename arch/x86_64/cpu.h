@@ -74,6 +74,15 @@ inline void halt() { asm volatile("hlt" ::: "memory"); }
 // sti takes effect after the next instruction, so no interrupt slips in between: the CPU
 // cannot miss a wake-up that arrives just before it halts.
 inline void enable_interrupts_and_halt() { asm volatile("sti; hlt" ::: "memory"); }
+// XCR0 and friends (SDM Vol. 1 13.3); needs CR4.OSXSAVE.
+inline void xsetbv(u32 index, u64 value) {
+    asm volatile("xsetbv" : : "c"(index), "a"(static_cast<u32>(value)), "d"(static_cast<u32>(value >> 32)));
+}
+inline u64 xgetbv(u32 index) {
+    u32 lo, hi;
+    asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(index));
+    return (u64{hi} << 32) | lo;
+}
 inline void invlpg(uptr va) { asm volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 inline void pause() { asm volatile("pause"); }
 

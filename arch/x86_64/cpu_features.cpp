@@ -15,6 +15,10 @@ void copy_registers(char* out, u32 a, u32 b, u32 c, u32 d) {
 
 const CpuFeatures& cpu_features() { return features; }
 
+void enable_cpu_features() {
+    if (features.xsave) write_cr4(read_cr4() | kCr4Osxsave);
+}
+
 void detect_cpu_features() {
     CpuFeatures& f = features;
     CpuidResult leaf0 = cpuid(0);

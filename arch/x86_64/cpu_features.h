@@ -30,6 +30,9 @@ struct CpuFeatures {
 
 // Runs once on the boot CPU.
 void detect_cpu_features();
+// Every CPU: the CR4 bits the hypervisor relies on. CR4.OSXSAVE lets it load each guest's XCR0
+// (XSETBV); the hypervisor itself uses no extended state.
+void enable_cpu_features();
 const CpuFeatures& cpu_features();
 
 }  // namespace lamina::x86

@@ -90,6 +90,7 @@ extern "C" [[noreturn]] void ap_entry(lamina::PerCpu* cpu) {
     install_percpu(*cpu);
     x86::load_idt();
     smp::init_cpu_descriptors(*cpu);
+    x86::enable_cpu_features();
     apic::init_this_cpu();
     cpu->apic_id = apic::this_cpu_id();
     bool virt_on = virt::enable_on_this_cpu();

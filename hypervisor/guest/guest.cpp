@@ -1,6 +1,7 @@
 #include <hypervisor/guest/guest.h>
 
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
 #include <hypervisor/guest/pvh.h>
 #include <hypervisor/heap.h>
@@ -21,6 +22,7 @@ constexpr u32 kMsrEfer = 0xc0000080;
 constexpr u64 kEferGuestWritable = (1u << 0) | (1u << 8) | (1u << 11);
 constexpr u64 kEferLma = 1u << 10;
 constexpr u8 kGeneralProtection = 13;
+constexpr u64 kUnclaimedIoLogged = 8;  // first accesses logged, then every 4096th
 constexpr u16 kTestGuestTag = 1;  // VPID / ASID; one test guest runs at a time
 
 stage2::Stage2Format machine_stage2_format() {
@@ -44,7 +46,7 @@ const char* guest_end_name(GuestEnd end) {
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory) {}
+      stage2_(machine_stage2_format(), stage2::frame_table_memory), xcr0_(cpuid::xcr0::kX87) {}
 
 Guest::~Guest() {
     if (vcpu_) virt::destroy_vcpu(vcpu_);
@@ -127,6 +129,10 @@ bool Guest::load_pvh(const u8* image, usize image_size, u64* entry) {
 
 GuestEnd Guest::run(u64 max_exits) {
     x86::disable_interrupts();
+    // XCR0 is not switched by VM entry or exit: the guest's is loaded while it runs. The
+    // hypervisor uses no extended state, so it needs its own back only between guests.
+    const bool xsave = x86::cpu_features().xsave;
+    if (xsave) x86::xsetbv(0, xcr0_);
     while (end_ == GuestEnd::Running) {
         if (exits_ == max_exits) {
             end_ = GuestEnd::ExitBudget;
@@ -136,6 +142,7 @@ GuestEnd Guest::run(u64 max_exits) {
         ++exits_;
         handle_exit(exit);
     }
+    if (xsave) x86::xsetbv(0, cpuid::xcr0::kX87);
     x86::enable_interrupts();
     return end_;
 }
@@ -146,6 +153,7 @@ bool Guest::handle_exit(const ExitInfo& exit) {
         case ExitReason::Io: handle_io(exit.io); return true;
         case ExitReason::MsrRead: handle_msr(false); return true;
         case ExitReason::MsrWrite: handle_msr(true); return true;
+        case ExitReason::Xsetbv: handle_xsetbv(); return true;
         case ExitReason::ExternalInterrupt:
             // Let the host take it: interrupts stayed pending across the exit.
             x86::enable_interrupts();
@@ -174,7 +182,7 @@ void Guest::handle_cpuid() {
     // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
     const bool osxsave = cpuid_.reflects_osxsave(leaf) &&
                          (vcpu_->control_register(ControlRegister::Cr4) & x86::kCr4Osxsave);
-    cpuid::VcpuState state{.apic_id = 0, .osxsave = osxsave};
+    cpuid::VcpuState state{.apic_id = 0, .osxsave = osxsave, .xcr0 = xcr0_};
     cpuid::Registers r = cpuid_.lookup(leaf, subleaf, state);
     vcpu_->set_gpr(Gpr::Rax, r.eax);
     vcpu_->set_gpr(Gpr::Rbx, r.ebx);
@@ -198,7 +206,33 @@ void Guest::handle_io(const IoExit& io) {
         vcpu_->set_gpr(Gpr::Rax, kept | ones);
     } else if (io.port == kDebugConsolePort) {
         for (u8 i = 0; i < io.size; ++i) console_byte(static_cast<char>(rax >> (8 * i)));
+        vcpu_->advance_rip();
+        return;
     }
+    handle_unclaimed_io(io);
+    vcpu_->advance_rip();
+}
+
+// Nobody claims the port: reads float high (above), writes are dropped; a guest probing hardware
+// is normal, so it is logged, but rate-limited.
+void Guest::handle_unclaimed_io(const IoExit& io) {
+    u64 n = ++unclaimed_io_;
+    if (n <= kUnclaimedIoLogged || n % 4096 == 0)
+        log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
+                   io.size, n);
+}
+
+// XSETBV (SDM Vol. 2 XSETBV): XCR0 is the only register, and the value must be one the domain's
+// CPUID allows and the CPU accepts; anything else is #GP, as on hardware.
+void Guest::handle_xsetbv() {
+    u32 index = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
+    u64 value = (vcpu_->gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu_->gpr(Gpr::Rax));
+    if (index != 0 || !cpuid_.accepts_xcr0(value)) {
+        vcpu_->inject_exception(kGeneralProtection, true, 0);
+        return;
+    }
+    x86::xsetbv(0, value);
+    xcr0_ = value;
     vcpu_->advance_rip();
 }
 

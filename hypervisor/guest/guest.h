@@ -60,6 +60,8 @@ private:
     void handle_cpuid();
     void handle_io(const IoExit& io);
     void handle_msr(bool write);
+    void handle_xsetbv();
+    void handle_unclaimed_io(const IoExit& io);
     void console_byte(char c);
     void finish(GuestEnd why, const ExitInfo& exit);
 
@@ -73,6 +75,8 @@ private:
     GuestEnd end_ = GuestEnd::Running;
     u64 exits_ = 0;
     bool relay_stats_ = false;
+    u64 xcr0_;                // the guest's XCR0, loaded while it runs
+    u64 unclaimed_io_ = 0;    // accesses to ports nobody handles, for rate-limited logging
 };
 
 }  // namespace lamina

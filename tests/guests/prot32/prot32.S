@@ -102,6 +102,33 @@ pvh_entry:
     testl $(1 << 9), %eax
     CHECK name_cr4, jnz
 
+    /* 9, 10: XSETBV with CR4.OSXSAVE (when CPUID offers XSAVE): x87|SSE is accepted and reads
+     * back; XCR0 without x87 is refused with #GP (the handler skips the 3-byte XSETBV). */
+    movl $1, %eax
+    cpuid
+    btl $26, %ecx
+    jnc no_xsave
+    movl %cr4, %eax
+    orl $(1 << 18), %eax
+    movl %eax, %cr4
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    movl $3, %eax
+    xsetbv
+    xorl %ecx, %ecx
+    xgetbv
+    cmpl $3, %eax
+    CHECK name_xsetbv, je
+    movl $0, gp_count
+    movl $3, gp_skip
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    movl $2, %eax
+    xsetbv
+    cmpl $1, gp_count
+    CHECK name_xsetbv_gp, je
+no_xsave:
+
     movl $msg_plan, %esi
     call print
     movl test_number, %eax
@@ -146,10 +173,13 @@ print_number:
     outb %al, %dx
     ret
 
-/* #GP: count it and step over the 2-byte WRMSR/RDMSR that raised it. */
+/* #GP: count it and step over the instruction that raised it (gp_skip bytes). */
 gp_handler:
     incl gp_count
-    addl $2, 4(%esp)            /* the error code is at 0(%esp), EIP above it */
+    pushl %eax
+    movl gp_skip, %eax
+    addl %eax, 8(%esp)          /* the error code is at 4(%esp), EIP above it */
+    popl %eax
     addl $4, %esp
     iret
 
@@ -162,6 +192,8 @@ name_efer:       .asciz "msr: EFER has neither LME nor LMA"
 name_msr_gp:     .asciz "msr: an unknown MSR raises #GP"
 name_cr0:        .asciz "cr: CR0 has PE and not PG"
 name_cr4:        .asciz "cr: CR4.OSFXSR sticks"
+name_xsetbv:     .asciz "xsetbv: XCR0 = x87|SSE is accepted and reads back"
+name_xsetbv_gp:  .asciz "xsetbv: XCR0 without x87 raises #GP"
 msg_ok:          .asciz "ok "
 msg_not_ok:      .asciz "not ok "
 msg_dash:        .asciz " - "
@@ -194,6 +226,7 @@ idt_end:
 start_info:  .long 0
 test_number: .long 0
 gp_count:    .long 0
+gp_skip:     .long 2            /* WRMSR */
 
     .section .bss
     .balign 16
