@@ -213,13 +213,16 @@ void Guest::handle_io(const IoExit& io) {
     vcpu_->advance_rip();
 }
 
-// Nobody claims the port: reads float high (above), writes are dropped; a guest probing hardware
-// is normal, so it is logged, but rate-limited.
+// Nobody claims the port: reads float high (above), writes are dropped. A guest probing for
+// hardware is normal, so it is logged, rate-limited, and the logging stays off the exit path.
 void Guest::handle_unclaimed_io(const IoExit& io) {
     u64 n = ++unclaimed_io_;
-    if (n <= kUnclaimedIoLogged || n % 4096 == 0)
-        log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
-                   io.size, n);
+    if (n <= kUnclaimedIoLogged || n % 4096 == 0) [[unlikely]] log_unclaimed_io(io, n);
+}
+
+[[gnu::cold, gnu::noinline]] void Guest::log_unclaimed_io(const IoExit& io, u64 count) const {
+    log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
+               io.size, count);
 }
 
 // XSETBV (SDM Vol. 2 XSETBV): XCR0 is the only register, and the value must be one the domain's

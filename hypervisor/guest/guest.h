@@ -62,6 +62,7 @@ private:
     void handle_msr(bool write);
     void handle_xsetbv();
     void handle_unclaimed_io(const IoExit& io);
+    void log_unclaimed_io(const IoExit& io, u64 count) const;
     void console_byte(char c);
     void finish(GuestEnd why, const ExitInfo& exit);
 
