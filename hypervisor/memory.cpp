@@ -167,11 +167,6 @@ void* map_device(u64 phys, usize size) {
     return phys_to_virt(phys);
 }
 
-bool map_firmware(u64 phys, usize size) {
-    x86::IrqSpinLockGuard guard(mapping_lock);
-    return map_physmap_range(phys, size, kReadOnly);
-}
-
 bool map_identity_executable(u64 phys) {
     x86::IrqSpinLockGuard guard(mapping_lock);
     return kernel_table.map(phys, phys, 4096, kText).ok();

@@ -30,8 +30,6 @@ u64 virt_to_phys(const void* virt);
 // Maps device registers uncached into the physmap (one alias per frame, so no conflicting
 // memory types); returns the virtual address.
 void* map_device(u64 phys, usize size);
-// Makes firmware tables readable (write-back, read-only) through the physmap.
-bool map_firmware(u64 phys, usize size);
 
 // Identity-maps one page executable (the SMP start-up code, while APs come up) and undoes it.
 bool map_identity_executable(u64 phys);

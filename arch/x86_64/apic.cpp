@@ -81,7 +81,6 @@ void calibrate_one_shot_timer() {
 }  // namespace
 
 Mode mode() { return current_mode; }
-bool uses_tsc_deadline() { return tsc_deadline; }
 
 void init_boot_cpu(bool prefer_x2apic) {
     const x86::CpuFeatures& cpu = x86::cpu_features();

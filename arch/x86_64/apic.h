@@ -26,6 +26,5 @@ void send_startup(u32 apic_id, u8 page_vector);
 // Arms this CPU's one-shot timer to fire `vector` after `ns` nanoseconds.
 void arm_timer(u64 ns);
 void stop_timer();
-bool uses_tsc_deadline();
 
 }  // namespace lamina::apic
