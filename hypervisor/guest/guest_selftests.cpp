@@ -29,30 +29,27 @@ void run_test_guest(selftest::Context& t, const char* name, GuestEnd expected_en
              (free_before - memory::stats().free_bytes) / KiB);
 }
 
+// A guest that checks its own virtual CPU: it must halt with every check it printed passing.
+void run_checking_guest(selftest::Context& t, const char* name) {
+    GuestConsole console;
+    run_test_guest(t, name, GuestEnd::Halted, &console);
+    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
+             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
+             console.plan, console.first_failure);
+}
+
 }  // namespace
 
 LAMINA_SELFTEST("guest long64: a PVH kernel reaches long mode and sees a proper virtual CPU") {
-    GuestConsole console;
-    run_test_guest(t, "long64", GuestEnd::Halted, &console);
-    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
-             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
-             console.plan, console.first_failure);
+    run_checking_guest(t, "long64");
 }
 
 LAMINA_SELFTEST("guest prot32: a 32-bit protected-mode kernel sees a proper virtual CPU") {
-    GuestConsole console;
-    run_test_guest(t, "prot32", GuestEnd::Halted, &console);
-    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
-             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
-             console.plan, console.first_failure);
+    run_checking_guest(t, "prot32");
 }
 
 LAMINA_SELFTEST("guest real16: a kernel that drops to real mode runs there") {
-    GuestConsole console;
-    run_test_guest(t, "real16", GuestEnd::Halted, &console);
-    t.expect(console.plan > 0 && console.ok_lines == console.plan && console.not_ok_lines == 0,
-             "guest checks: {} ok, {} not ok of {}; first failure: {}", console.ok_lines, console.not_ok_lines,
-             console.plan, console.first_failure);
+    run_checking_guest(t, "real16");
 }
 
 LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {

@@ -32,6 +32,17 @@ public:
     // Allocations fail once `tables` tables are live.
     void set_budget(usize tables) { budget_ = tables; }
 
+    // The entry holding `value` in some live table (to play the CPU setting A/D bits).
+    u64* find_entry(u64 value) {
+        for (auto& table : tables_) {
+            if (!table) continue;
+            for (u64& entry : table->entries) {
+                if (entry == value) return &entry;
+            }
+        }
+        return nullptr;
+    }
+
     // Calls visit(u64 entry) for every nonzero entry of every live table.
     template <typename Visit>
     void for_each_entry(Visit&& visit) const {

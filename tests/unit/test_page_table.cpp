@@ -4,6 +4,7 @@
 #include <arch/x86_64/paging/page_table.h>
 #include <arch/x86_64/paging/x86_format.h>
 
+#include "fake_table_memory.h"
 #include "test_support.h"
 
 #include <map>
@@ -26,54 +27,7 @@ constexpr u64 k4K = 4 * KiB;
 constexpr u64 k2M = 2 * MiB;
 constexpr u64 k1G = 1 * GiB;
 
-// Page tables in host memory. Table addresses are never reused, so a walk through a freed
-// table fails loudly instead of reading a recycled one.
-class FakeMemory {
-public:
-    static constexpr u64 kFirstTable = 0x10'0000'0000;
-
-    u64 allocate_table() {
-        if (live_ >= budget_) return 0;
-        tables_.push_back(std::make_unique<Table>());
-        ++live_;
-        return kFirstTable + (tables_.size() - 1) * k4K;
-    }
-    void free_table(u64 phys) {
-        slot(phys).reset();
-        --live_;
-    }
-    u64* table(u64 phys) { return slot(phys)->entries; }
-
-    usize live() const { return live_; }
-    void set_budget(usize tables) { budget_ = tables; }
-    // The entry holding `value` in some live table (to play the CPU setting A/D bits).
-    u64* find_entry(u64 value) {
-        for (auto& table : tables_) {
-            if (!table) continue;
-            for (u64& entry : table->entries) {
-                if (entry == value) return &entry;
-            }
-        }
-        return nullptr;
-    }
-
-private:
-    struct Table {
-        u64 entries[512] = {};
-    };
-
-    std::unique_ptr<Table>& slot(u64 phys) {
-        const u64 index = (phys - kFirstTable) / k4K;
-        if (phys < kFirstTable || phys % k4K != 0 || index >= tables_.size() || !tables_[index]) {
-            throw std::logic_error("page table engine used a table that is not live");
-        }
-        return tables_[index];
-    }
-
-    std::vector<std::unique_ptr<Table>> tables_;
-    usize live_ = 0;
-    usize budget_ = ~usize{0};
-};
+using FakeMemory = lamina::testing::FakeTableMemory;
 
 template <typename Format>
 struct Fixture {
