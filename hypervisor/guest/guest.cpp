@@ -16,13 +16,6 @@ namespace lamina {
 namespace {
 
 constexpr u64 kStartInfoGpa = 0x1000;  // below the kernel, which PVH kernels load at 1 MiB+
-constexpr u16 kDebugConsolePort = 0xe9;  // the Bochs/QEMU/Xen debug-console convention
-constexpr u32 kMsrEfer = 0xc0000080;
-// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's; SVME is never the guest's).
-constexpr u64 kEferGuestWritable = (1u << 0) | (1u << 8) | (1u << 11);
-constexpr u64 kEferLma = 1u << 10;
-constexpr u8 kGeneralProtection = 13;
-constexpr u64 kUnclaimedIoLogged = 8;  // first accesses logged, then every 4096th
 constexpr u16 kTestGuestTag = 1;  // VPID / ASID; one test guest runs at a time
 
 stage2::Stage2Format machine_stage2_format() {
@@ -31,22 +24,9 @@ stage2::Stage2Format machine_stage2_format() {
 
 }  // namespace
 
-const char* guest_end_name(GuestEnd end) {
-    switch (end) {
-        case GuestEnd::Running: return "running";
-        case GuestEnd::Halted: return "halted";
-        case GuestEnd::TripleFault: return "triple fault";
-        case GuestEnd::Stage2Fault: return "access outside its memory";
-        case GuestEnd::InvalidState: return "invalid state";
-        case GuestEnd::Unhandled: return "unhandled exit";
-        case GuestEnd::ExitBudget: return "exit budget used up";
-    }
-    return "?";
-}
-
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory), xcr0_(cpuid::xcr0::kX87) {}
+      stage2_(machine_stage2_format(), stage2::frame_table_memory), exits_handler_(cpuid_, *this) {}
 
 Guest::~Guest() {
     if (vcpu_) virt::destroy_vcpu(vcpu_);
@@ -132,7 +112,7 @@ GuestEnd Guest::run(u64 max_exits) {
     // XCR0 is not switched by VM entry or exit: the guest's is loaded while it runs. The
     // hypervisor uses no extended state, so it needs its own back only between guests.
     const bool xsave = x86::cpu_features().xsave;
-    if (xsave) x86::xsetbv(0, xcr0_);
+    if (xsave) x86::xsetbv(0, exits_handler_.xcr0());
     while (end_ == GuestEnd::Running) {
         if (exits_ == max_exits) {
             end_ = GuestEnd::ExitBudget;
@@ -140,124 +120,26 @@ GuestEnd Guest::run(u64 max_exits) {
         }
         ExitInfo exit = vcpu_->run();
         ++exits_;
-        handle_exit(exit);
+        GuestEnd end = exits_handler_.handle(*vcpu_, exit);
+        if (end != GuestEnd::Running) finish(end, exit);
     }
     if (xsave) x86::xsetbv(0, cpuid::xcr0::kX87);
     x86::enable_interrupts();
     return end_;
 }
 
-bool Guest::handle_exit(const ExitInfo& exit) {
-    switch (exit.reason) {
-        case ExitReason::Cpuid: handle_cpuid(); return true;
-        case ExitReason::Io: handle_io(exit.io); return true;
-        case ExitReason::MsrRead: handle_msr(false); return true;
-        case ExitReason::MsrWrite: handle_msr(true); return true;
-        case ExitReason::Xsetbv: handle_xsetbv(); return true;
-        case ExitReason::ExternalInterrupt:
-            // Let the host take it: interrupts stayed pending across the exit.
-            x86::enable_interrupts();
-            x86::pause();
-            x86::disable_interrupts();
-            return true;
-        case ExitReason::Hypercall:
-            vcpu_->set_gpr(Gpr::Rax, static_cast<u64>(-38));  // -ENOSYS until the ABI exists
-            vcpu_->advance_rip();
-            return true;
-        case ExitReason::Hlt:
-            // Nothing can wake a guest yet (no virtual interrupts before the scheduler work).
-            vcpu_->advance_rip();
-            finish(GuestEnd::Halted, exit);
-            return true;
-        case ExitReason::TripleFault: finish(GuestEnd::TripleFault, exit); return false;
-        case ExitReason::Stage2Fault: finish(GuestEnd::Stage2Fault, exit); return false;
-        case ExitReason::InvalidState: finish(GuestEnd::InvalidState, exit); return false;
-        default: finish(GuestEnd::Unhandled, exit); return false;
-    }
+void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }
+
+void Guest::take_host_interrupts() {
+    // Interrupts stayed pending across the exit; a window of a few instructions lets them in.
+    x86::enable_interrupts();
+    x86::pause();
+    x86::disable_interrupts();
 }
 
-void Guest::handle_cpuid() {
-    u32 leaf = static_cast<u32>(vcpu_->gpr(Gpr::Rax));
-    u32 subleaf = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
-    // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
-    const bool osxsave = cpuid_.reflects_osxsave(leaf) &&
-                         (vcpu_->control_register(ControlRegister::Cr4) & x86::kCr4Osxsave);
-    cpuid::VcpuState state{.apic_id = 0, .osxsave = osxsave, .xcr0 = xcr0_};
-    cpuid::Registers r = cpuid_.lookup(leaf, subleaf, state);
-    vcpu_->set_gpr(Gpr::Rax, r.eax);
-    vcpu_->set_gpr(Gpr::Rbx, r.ebx);
-    vcpu_->set_gpr(Gpr::Rcx, r.ecx);
-    vcpu_->set_gpr(Gpr::Rdx, r.edx);
-    vcpu_->advance_rip();
-}
-
-void Guest::handle_io(const IoExit& io) {
-    if (io.string) {
-        ExitInfo unsupported{};
-        unsupported.reason = ExitReason::Io;
-        finish(GuestEnd::Unhandled, unsupported);
-        return;
-    }
-    u64 rax = vcpu_->gpr(Gpr::Rax);
-    if (io.in) {
-        // Unclaimed ports float high. A 32-bit IN zero-extends into RAX; 8 and 16-bit keep the rest.
-        u64 ones = io.size == 4 ? 0xffffffff : (u64{1} << (8 * io.size)) - 1;
-        u64 kept = io.size == 4 ? 0 : rax & ~ones;
-        vcpu_->set_gpr(Gpr::Rax, kept | ones);
-    } else if (io.port == kDebugConsolePort) {
-        for (u8 i = 0; i < io.size; ++i) console_byte(static_cast<char>(rax >> (8 * i)));
-        vcpu_->advance_rip();
-        return;
-    }
-    handle_unclaimed_io(io);
-    vcpu_->advance_rip();
-}
-
-// Nobody claims the port: reads float high (above), writes are dropped. A guest probing for
-// hardware is normal, so it is logged, rate-limited, and the logging stays off the exit path.
-void Guest::handle_unclaimed_io(const IoExit& io) {
-    u64 n = ++unclaimed_io_;
-    if (n <= kUnclaimedIoLogged || n % 4096 == 0) [[unlikely]] log_unclaimed_io(io, n);
-}
-
-[[gnu::cold, gnu::noinline]] void Guest::log_unclaimed_io(const IoExit& io, u64 count) const {
+void Guest::unclaimed_io(const IoExit& io, u64 count) {
     log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
                io.size, count);
-}
-
-// XSETBV (SDM Vol. 2 XSETBV): XCR0 is the only register, and the value must be one the domain's
-// CPUID allows and the CPU accepts; anything else is #GP, as on hardware.
-void Guest::handle_xsetbv() {
-    u32 index = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
-    u64 value = (vcpu_->gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu_->gpr(Gpr::Rax));
-    if (index != 0 || !cpuid_.accepts_xcr0(value)) {
-        vcpu_->inject_exception(kGeneralProtection, true, 0);
-        return;
-    }
-    x86::xsetbv(0, value);
-    xcr0_ = value;
-    vcpu_->advance_rip();
-}
-
-void Guest::handle_msr(bool write) {
-    u32 msr = static_cast<u32>(vcpu_->gpr(Gpr::Rcx));
-    if (msr != kMsrEfer) {
-        vcpu_->inject_exception(kGeneralProtection, true, 0);  // not on the allow-list
-        return;
-    }
-    if (write) {
-        u64 value = (vcpu_->gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu_->gpr(Gpr::Rax));
-        if (value & ~(kEferGuestWritable | kEferLma)) {
-            vcpu_->inject_exception(kGeneralProtection, true, 0);
-            return;
-        }
-        vcpu_->set_efer((value & kEferGuestWritable) | (vcpu_->efer() & kEferLma));
-    } else {
-        u64 value = vcpu_->efer();
-        vcpu_->set_gpr(Gpr::Rax, static_cast<u32>(value));
-        vcpu_->set_gpr(Gpr::Rdx, value >> 32);
-    }
-    vcpu_->advance_rip();
 }
 
 void Guest::console_byte(char c) {

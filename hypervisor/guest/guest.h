@@ -4,22 +4,11 @@
 #pragma once
 
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/guest/exit_handler.h>
 #include <hypervisor/stage2/frame_table_memory.h>
 #include <hypervisor/vcpu.h>
 
 namespace lamina {
-
-enum class GuestEnd : u8 {
-    Running,
-    Halted,           // HLT with interrupts off: nothing can wake it
-    TripleFault,
-    Stage2Fault,      // an access outside its memory
-    InvalidState,     // the hardware refused to run it
-    Unhandled,        // an exit the core cannot handle yet
-    ExitBudget,       // ran out of the exits the caller allowed
-};
-
-const char* guest_end_name(GuestEnd end);
 
 struct GuestConsole {
     char line[160];
@@ -30,7 +19,7 @@ struct GuestConsole {
     char first_failure[160] = {};
 };
 
-class Guest {
+class Guest final : private ExitHost {
 public:
     // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
     // reason, when the image is malformed or memory is short; nothing leaks either way.
@@ -56,28 +45,24 @@ public:
 private:
     bool load_pvh(const u8* image, usize image_size, u64* entry);
     void* guest_memory(u64 gpa, u64 size);
-    bool handle_exit(const ExitInfo& exit);
-    void handle_cpuid();
-    void handle_io(const IoExit& io);
-    void handle_msr(bool write);
-    void handle_xsetbv();
-    void handle_unclaimed_io(const IoExit& io);
-    void log_unclaimed_io(const IoExit& io, u64 count) const;
-    void console_byte(char c);
     void finish(GuestEnd why, const ExitInfo& exit);
+    // ExitHost
+    void console_byte(char c) override;
+    void load_xcr0(u64 value) override;
+    void take_host_interrupts() override;
+    void unclaimed_io(const IoExit& io, u64 count) override;
 
     const char* name_;
     u64 ram_hpa_;
     u64 ram_bytes_;
     stage2::GuestSpace stage2_;
     cpuid::CpuidPolicy cpuid_;
+    ExitHandler exits_handler_;
     Vcpu* vcpu_ = nullptr;
     GuestConsole console_;
     GuestEnd end_ = GuestEnd::Running;
     u64 exits_ = 0;
     bool relay_stats_ = false;
-    u64 xcr0_;                // the guest's XCR0, loaded while it runs
-    u64 unclaimed_io_ = 0;    // accesses to ports nobody handles, for rate-limited logging
 };
 
 }  // namespace lamina

@@ -1,0 +1,124 @@
+#include <hypervisor/guest/exit_handler.h>
+
+namespace lamina {
+namespace {
+
+constexpr u32 kMsrEfer = 0xc0000080;
+// EFER bits a guest may set: SCE, LME, NXE. LMA is the CPU's; SVME is never the guest's.
+constexpr u64 kEferGuestWritable = (1u << 0) | (1u << 8) | (1u << 11);
+constexpr u64 kEferLma = 1u << 10;
+constexpr u64 kCr4Osxsave = 1u << 18;
+constexpr u8 kGeneralProtection = 13;
+constexpr u64 kEnosys = static_cast<u64>(-38);
+
+u64 edx_eax(const Vcpu& vcpu) { return (vcpu.gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu.gpr(Gpr::Rax)); }
+
+}  // namespace
+
+const char* guest_end_name(GuestEnd end) {
+    switch (end) {
+        case GuestEnd::Running: return "running";
+        case GuestEnd::Halted: return "halted";
+        case GuestEnd::TripleFault: return "triple fault";
+        case GuestEnd::Stage2Fault: return "access outside its memory";
+        case GuestEnd::InvalidState: return "invalid state";
+        case GuestEnd::Unhandled: return "unhandled exit";
+        case GuestEnd::ExitBudget: return "exit budget used up";
+    }
+    return "?";
+}
+
+GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
+    switch (exit.reason) {
+        case ExitReason::Cpuid: cpuid(vcpu); return GuestEnd::Running;
+        case ExitReason::Io:
+            if (exit.io.string) return GuestEnd::Unhandled;  // INS/OUTS are not emulated yet
+            io(vcpu, exit.io);
+            return GuestEnd::Running;
+        case ExitReason::MsrRead: msr(vcpu, false); return GuestEnd::Running;
+        case ExitReason::MsrWrite: msr(vcpu, true); return GuestEnd::Running;
+        case ExitReason::Xsetbv: xsetbv(vcpu); return GuestEnd::Running;
+        case ExitReason::ExternalInterrupt: host_.take_host_interrupts(); return GuestEnd::Running;
+        case ExitReason::Hypercall:
+            vcpu.set_gpr(Gpr::Rax, kEnosys);  // until the hypercall ABI exists
+            vcpu.advance_rip();
+            return GuestEnd::Running;
+        case ExitReason::Hlt:
+            // Nothing can wake a guest yet (virtual interrupts come with the scheduler work).
+            vcpu.advance_rip();
+            return GuestEnd::Halted;
+        case ExitReason::TripleFault: return GuestEnd::TripleFault;
+        case ExitReason::Stage2Fault: return GuestEnd::Stage2Fault;
+        case ExitReason::InvalidState: return GuestEnd::InvalidState;
+        default: return GuestEnd::Unhandled;
+    }
+}
+
+void ExitHandler::cpuid(Vcpu& vcpu) {
+    u32 leaf = static_cast<u32>(vcpu.gpr(Gpr::Rax));
+    u32 subleaf = static_cast<u32>(vcpu.gpr(Gpr::Rcx));
+    // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
+    const bool osxsave =
+        cpuid_.reflects_osxsave(leaf) && (vcpu.control_register(ControlRegister::Cr4) & kCr4Osxsave);
+    cpuid::Registers r = cpuid_.lookup(leaf, subleaf, {.apic_id = 0, .osxsave = osxsave, .xcr0 = xcr0_});
+    vcpu.set_gpr(Gpr::Rax, r.eax);
+    vcpu.set_gpr(Gpr::Rbx, r.ebx);
+    vcpu.set_gpr(Gpr::Rcx, r.ecx);
+    vcpu.set_gpr(Gpr::Rdx, r.edx);
+    vcpu.advance_rip();
+}
+
+void ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
+    u64 rax = vcpu.gpr(Gpr::Rax);
+    if (!io.in && io.port == kDebugConsolePort) {
+        for (u8 i = 0; i < io.size; ++i) host_.console_byte(static_cast<char>(rax >> (8 * i)));
+    } else {
+        if (io.in) {
+            // Unclaimed ports float high. A 32-bit IN zero-extends into RAX; 8 and 16-bit keep
+            // the rest of it (SDM Vol. 1 3.4.1.1).
+            u64 ones = io.size == 4 ? 0xffffffff : (u64{1} << (8 * io.size)) - 1;
+            u64 kept = io.size == 4 ? 0 : rax & ~ones;
+            vcpu.set_gpr(Gpr::Rax, kept | ones);
+        }
+        // A guest probing for hardware is normal: reported, rate-limited (writes are dropped).
+        u64 n = ++unclaimed_io_;
+        if (n <= kUnclaimedIoReported || n % 4096 == 0) [[unlikely]] host_.unclaimed_io(io, n);
+    }
+    vcpu.advance_rip();
+}
+
+// The allow-list: EFER only, so far; any other MSR is #GP, as for an MSR the CPU lacks.
+void ExitHandler::msr(Vcpu& vcpu, bool write) {
+    if (static_cast<u32>(vcpu.gpr(Gpr::Rcx)) != kMsrEfer) {
+        vcpu.inject_exception(kGeneralProtection, true, 0);
+        return;
+    }
+    if (write) {
+        u64 value = edx_eax(vcpu);
+        if (value & ~(kEferGuestWritable | kEferLma)) {
+            vcpu.inject_exception(kGeneralProtection, true, 0);
+            return;
+        }
+        vcpu.set_efer((value & kEferGuestWritable) | (vcpu.efer() & kEferLma));
+    } else {
+        u64 value = vcpu.efer();
+        vcpu.set_gpr(Gpr::Rax, static_cast<u32>(value));
+        vcpu.set_gpr(Gpr::Rdx, value >> 32);
+    }
+    vcpu.advance_rip();
+}
+
+// XSETBV (SDM Vol. 2, XSETBV): XCR0 is the only register, and the value must be one the
+// domain's CPUID allows and the CPU accepts; anything else is #GP, as on hardware.
+void ExitHandler::xsetbv(Vcpu& vcpu) {
+    u64 value = edx_eax(vcpu);
+    if (static_cast<u32>(vcpu.gpr(Gpr::Rcx)) != 0 || !cpuid_.accepts_xcr0(value)) {
+        vcpu.inject_exception(kGeneralProtection, true, 0);
+        return;
+    }
+    host_.load_xcr0(value);
+    xcr0_ = value;
+    vcpu.advance_rip();
+}
+
+}  // namespace lamina

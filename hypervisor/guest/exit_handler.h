@@ -1,0 +1,64 @@
+// The core's answers to a guest's exits, through the vendor-neutral vCPU only: CPUID by the
+// domain's policy, port I/O (the debug console at 0xE9; unclaimed ports float high), the MSR
+// allow-list, XSETBV, hypercalls, HLT and the exits that end a guest. Hardware-independent, so
+// Catch2 drives it with a fake vCPU; what touches the machine goes through ExitHost.
+#pragma once
+
+#include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/vcpu.h>
+
+namespace lamina {
+
+enum class GuestEnd : u8 {
+    Running,
+    Halted,           // HLT with interrupts off: nothing can wake it
+    TripleFault,
+    Stage2Fault,      // an access outside its memory
+    InvalidState,     // the hardware refused to run it
+    Unhandled,        // an exit the core cannot handle yet
+    ExitBudget,       // ran out of the exits the caller allowed
+};
+
+const char* guest_end_name(GuestEnd end);
+
+// What exit handling needs from the machine and from the guest's owner.
+class ExitHost {
+public:
+    virtual void console_byte(char c) = 0;
+    // XCR0 is not switched by VM entry or exit: the new value must be loaded now.
+    virtual void load_xcr0(u64 value) = 0;
+    // A host interrupt arrived while the guest ran and is still pending: take it.
+    virtual void take_host_interrupts() = 0;
+    // Rate-limited by the caller of this hook: the count says how many so far.
+    virtual void unclaimed_io(const IoExit& io, u64 count) = 0;
+
+protected:
+    ~ExitHost() = default;
+};
+
+class ExitHandler {
+public:
+    static constexpr u16 kDebugConsolePort = 0xe9;  // the Bochs/QEMU/Xen debug-console convention
+    static constexpr u64 kUnclaimedIoReported = 8;  // the first accesses, then every 4096th
+
+    ExitHandler(const cpuid::CpuidPolicy& cpuid, ExitHost& host) : cpuid_(cpuid), host_(host) {}
+
+    // Handles one exit; Running while the guest may go on.
+    GuestEnd handle(Vcpu& vcpu, const ExitInfo& exit);
+
+    u64 xcr0() const { return xcr0_; }
+    u64 unclaimed_io() const { return unclaimed_io_; }
+
+private:
+    void cpuid(Vcpu& vcpu);
+    void io(Vcpu& vcpu, const IoExit& io);
+    void msr(Vcpu& vcpu, bool write);
+    void xsetbv(Vcpu& vcpu);
+
+    const cpuid::CpuidPolicy& cpuid_;
+    ExitHost& host_;
+    u64 xcr0_ = cpuid::xcr0::kX87;  // the reset value
+    u64 unclaimed_io_ = 0;
+};
+
+}  // namespace lamina

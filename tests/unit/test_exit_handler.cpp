@@ -1,0 +1,211 @@
+#include <catch2/catch.hpp>
+
+#include <hypervisor/guest/exit_handler.h>
+
+#include <string>
+#include <vector>
+
+using namespace lamina;
+
+namespace {
+
+// A vCPU in host memory: registers, and a record of what the core asked of it.
+class FakeVcpu final : public Vcpu {
+public:
+    ExitInfo run() override { return {}; }
+    u64 rip() const override { return rip_; }
+    void set_rip(u64 rip) override { rip_ = rip; }
+    u64 rflags() const override { return 2; }
+    void set_rflags(u64) override {}
+    u64 control_register(ControlRegister cr) const override { return cr == ControlRegister::Cr4 ? cr4 : 0; }
+    void set_control_register(ControlRegister, u64) override {}
+    u64 efer() const override { return efer_; }
+    void set_efer(u64 efer) override { efer_ = efer; }
+    Segment segment(SegmentRegister) const override { return {}; }
+    void set_segment(SegmentRegister, const Segment&) override {}
+    DescriptorTable gdtr() const override { return {}; }
+    DescriptorTable idtr() const override { return {}; }
+    void advance_rip() override { ++advanced; }
+    void inject_exception(u8 vector, bool has_error_code, u32 error_code) override {
+        injected.push_back(vector);
+        CHECK(has_error_code);
+        CHECK(error_code == 0);
+    }
+
+    u64 cr4 = 0;
+    u64 efer_ = 0;
+    u64 rip_ = 0x1000;
+    int advanced = 0;
+    std::vector<u8> injected;
+};
+
+class FakeHost final : public ExitHost {
+public:
+    void console_byte(char c) override { console += c; }
+    void load_xcr0(u64 value) override { xcr0_loads.push_back(value); }
+    void take_host_interrupts() override { ++interrupt_windows; }
+    void unclaimed_io(const IoExit& io, u64 count) override { reported.push_back(count); }
+
+    std::string console;
+    std::vector<u64> xcr0_loads;
+    int interrupt_windows = 0;
+    std::vector<u64> reported;
+};
+
+// A host CPU with XSAVE for x87, SSE and AVX, and a hypervisor bit to hide.
+class HostWithXsave final : public cpuid::HostCpuid {
+public:
+    cpuid::Registers query(u32 leaf, u32 subleaf) const override {
+        switch (leaf) {
+            case 0: return {0xd, 0x756e6547, 0x6c65746e, 0x49656e69};  // GenuineIntel
+            case 1: return {0x000906ea, 0x00100800, (1u << 26) | (1u << 28) | (1u << 5), 0x178bfbff};
+            case 0xd: return subleaf == 0 ? cpuid::Registers{0x7, 0x340, 0x340, 0} : cpuid::Registers{};
+            case 0x80000000: return {0x80000008, 0, 0, 0};
+            default: return {};
+        }
+    }
+};
+
+struct Fixture {
+    Fixture() { REQUIRE(policy.init(HostWithXsave{}, {}) == cpuid::Status::Ok); }
+    GuestEnd exit(ExitReason reason) {
+        ExitInfo info{};
+        info.reason = reason;
+        return handler.handle(vcpu, info);
+    }
+    GuestEnd io(u16 port, u8 size, bool in, bool string = false) {
+        ExitInfo info{};
+        info.reason = ExitReason::Io;
+        info.io = {port, size, in, string, false};
+        return handler.handle(vcpu, info);
+    }
+    cpuid::CpuidPolicy policy;
+    FakeHost host;
+    FakeVcpu vcpu;
+    ExitHandler handler{policy, host};
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "exits: CPUID answers from the policy and steps over the instruction") {
+    vcpu.set_gpr(Gpr::Rax, 0xffffffff'40000000);  // the upper half of RAX is ignored
+    REQUIRE(exit(ExitReason::Cpuid) == GuestEnd::Running);
+    CHECK(vcpu.gpr(Gpr::Rax) >= 0x40000001);
+    CHECK(vcpu.gpr(Gpr::Rbx) == 0x696d614c);  // "Lami"
+    CHECK(vcpu.gpr(Gpr::Rcx) == 0x614c616e);  // "naLa"
+    CHECK(vcpu.gpr(Gpr::Rdx) == 0x616e696d);  // "mina"
+    CHECK(vcpu.advanced == 1);
+
+    vcpu.set_gpr(Gpr::Rax, 1);
+    exit(ExitReason::Cpuid);
+    CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 5)) == 0);   // VMX hidden
+    CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 27)) == 0);  // OSXSAVE mirrors CR4, which is clear
+    vcpu.cr4 = 1u << 18;
+    vcpu.set_gpr(Gpr::Rax, 1);
+    exit(ExitReason::Cpuid);
+    CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 27)) != 0);
+}
+
+TEST_CASE_METHOD(Fixture, "exits: unclaimed ports read all ones with the width of the access") {
+    vcpu.set_gpr(Gpr::Rax, 0x1122334455667788);
+    io(0x1234, 1, true);
+    CHECK(vcpu.gpr(Gpr::Rax) == 0x11223344556677ff);  // 8 bits: the rest of RAX stays
+    vcpu.set_gpr(Gpr::Rax, 0x1122334455667788);
+    io(0x1234, 2, true);
+    CHECK(vcpu.gpr(Gpr::Rax) == 0x112233445566ffff);
+    vcpu.set_gpr(Gpr::Rax, 0x1122334455667788);
+    io(0x1234, 4, true);
+    CHECK(vcpu.gpr(Gpr::Rax) == 0x00000000ffffffff);  // 32 bits zero-extend
+    CHECK(vcpu.advanced == 3);
+}
+
+TEST_CASE_METHOD(Fixture, "exits: port 0xE9 is the console; other writes are dropped and reported, rate-limited") {
+    vcpu.set_gpr(Gpr::Rax, 'h');
+    io(0xe9, 1, false);
+    vcpu.set_gpr(Gpr::Rax, 0x0a6b6f);  // "ok\n" in a 32-bit OUT: its low 3 bytes, then a NUL
+    io(0xe9, 4, false);
+    CHECK(host.console == std::string("hok\n\0", 5));
+    CHECK(host.reported.empty());
+
+    for (int i = 0; i < 10000; ++i) io(0x80, 1, false);
+    CHECK(handler.unclaimed_io() == 10000);
+    CHECK(host.reported == std::vector<u64>{1, 2, 3, 4, 5, 6, 7, 8, 4096, 8192});
+}
+
+TEST_CASE_METHOD(Fixture, "exits: string I/O is not emulated: the guest ends") {
+    CHECK(io(0x80, 1, false, true) == GuestEnd::Unhandled);
+    CHECK(vcpu.advanced == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "exits: EFER is on the allow-list, every other MSR is #GP") {
+    vcpu.set_gpr(Gpr::Rcx, 0xc0000080);
+    vcpu.set_gpr(Gpr::Rax, (1u << 8) | (1u << 11));  // LME | NXE
+    vcpu.set_gpr(Gpr::Rdx, 0);
+    exit(ExitReason::MsrWrite);
+    CHECK(vcpu.efer() == ((1u << 8) | (1u << 11)));
+    CHECK(vcpu.advanced == 1);
+
+    vcpu.efer_ |= 1u << 10;  // the CPU set LMA
+    vcpu.set_gpr(Gpr::Rax, 1u << 8);
+    exit(ExitReason::MsrWrite);
+    CHECK(vcpu.efer() == ((1u << 8) | (1u << 10)));  // a write cannot clear LMA
+
+    exit(ExitReason::MsrRead);
+    CHECK(vcpu.gpr(Gpr::Rax) == ((1u << 8) | (1u << 10)));
+    CHECK(vcpu.gpr(Gpr::Rdx) == 0);
+
+    SECTION("reserved EFER bits (SVME among them) are #GP and change nothing") {
+        for (u64 bit : {u64{1} << 12, u64{1} << 1, u64{1} << 63}) {
+            vcpu.set_gpr(Gpr::Rax, static_cast<u32>(bit));
+            vcpu.set_gpr(Gpr::Rdx, bit >> 32);
+            exit(ExitReason::MsrWrite);
+        }
+        CHECK(vcpu.injected == std::vector<u8>{13, 13, 13});
+        CHECK(vcpu.efer() == ((1u << 8) | (1u << 10)));
+    }
+    SECTION("another MSR, read or written") {
+        vcpu.set_gpr(Gpr::Rcx, 0x1b);
+        int before = vcpu.advanced;
+        exit(ExitReason::MsrRead);
+        exit(ExitReason::MsrWrite);
+        CHECK(vcpu.injected == std::vector<u8>{13, 13});
+        CHECK(vcpu.advanced == before);  // a fault does not complete the instruction
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "exits: XSETBV loads an allowed XCR0 and refuses the rest with #GP") {
+    vcpu.set_gpr(Gpr::Rcx, 0);
+    vcpu.set_gpr(Gpr::Rdx, 0);
+    vcpu.set_gpr(Gpr::Rax, 0x3);  // x87 | SSE
+    exit(ExitReason::Xsetbv);
+    CHECK(host.xcr0_loads == std::vector<u64>{0x3});
+    CHECK(handler.xcr0() == 0x3);
+    CHECK(vcpu.advanced == 1);
+
+    for (u64 bad : {u64{0x2}, u64{0x5}, u64{0x7} | (u64{1} << 9), u64{1} << 62}) {
+        vcpu.set_gpr(Gpr::Rax, static_cast<u32>(bad));
+        vcpu.set_gpr(Gpr::Rdx, bad >> 32);
+        exit(ExitReason::Xsetbv);
+    }
+    vcpu.set_gpr(Gpr::Rcx, 1);  // XCR1 and up are not writable
+    vcpu.set_gpr(Gpr::Rax, 0x3);
+    vcpu.set_gpr(Gpr::Rdx, 0);
+    exit(ExitReason::Xsetbv);
+    CHECK(vcpu.injected.size() == 5);
+    CHECK(host.xcr0_loads.size() == 1);
+    CHECK(handler.xcr0() == 0x3);
+}
+
+TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits that end a guest") {
+    vcpu.set_gpr(Gpr::Rax, 7);
+    CHECK(exit(ExitReason::Hypercall) == GuestEnd::Running);
+    CHECK(vcpu.gpr(Gpr::Rax) == static_cast<u64>(-38));  // -ENOSYS
+    CHECK(exit(ExitReason::ExternalInterrupt) == GuestEnd::Running);
+    CHECK(host.interrupt_windows == 1);
+    CHECK(exit(ExitReason::Hlt) == GuestEnd::Halted);
+    CHECK(exit(ExitReason::TripleFault) == GuestEnd::TripleFault);
+    CHECK(exit(ExitReason::Stage2Fault) == GuestEnd::Stage2Fault);
+    CHECK(exit(ExitReason::InvalidState) == GuestEnd::InvalidState);
+    CHECK(exit(ExitReason::Exception) == GuestEnd::Unhandled);
+    CHECK(exit(ExitReason::Other) == GuestEnd::Unhandled);
+}
