@@ -19,6 +19,10 @@ struct PerCpu {
     Atomic<u32> ipi_count;  // test IPIs received (self-test)
     Atomic<u32> timer_ticks;
     bool virtualization_on;
+    // Work handed to this CPU's idle loop (smp::start_on): runs in thread context.
+    void (*work)(void*);
+    void* work_argument;
+    Atomic<u32> work_state;  // smp::WorkState
 };
 
 inline PerCpu* this_cpu() {

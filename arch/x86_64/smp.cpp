@@ -64,7 +64,20 @@ bool wait_for_start(u64 timeout_us) {
 }
 
 [[noreturn]] void idle() {
-    for (;;) x86::enable_interrupts_and_halt();
+    PerCpu* cpu = this_cpu();
+    for (;;) {
+        // Checked with interrupts off, then halted with sti;hlt: a wake-up IPI that arrives in
+        // between still ends the halt.
+        x86::disable_interrupts();
+        if (cpu->work_state.load(MemoryOrder::Acquire) == static_cast<u32>(WorkState::Pending)) {
+            cpu->work_state.store(static_cast<u32>(WorkState::Running));
+            x86::enable_interrupts();
+            cpu->work(cpu->work_argument);
+            cpu->work_state.store(static_cast<u32>(WorkState::Done), MemoryOrder::Release);
+            continue;
+        }
+        x86::enable_interrupts_and_halt();
+    }
 }
 
 }  // namespace
@@ -170,6 +183,30 @@ void start_application_processors(const u32* apic_ids, u32 count, u32 max_cpus) 
     // Every AP walked the identity mapping: drop it from their TLBs before the page is reused.
     run_on_others([] { x86::write_cr3(x86::read_cr3()); });
     memory::free_frames(trampoline);
+}
+
+bool start_on(u32 cpu_index, void (*fn)(void*), void* argument) {
+    PerCpu* target = cpu(cpu_index);
+    if (!target || !target->stack_top || cpu_index == this_cpu_index()) return false;
+    u32 state = target->work_state.load(MemoryOrder::Acquire);
+    if (state == static_cast<u32>(WorkState::Pending) || state == static_cast<u32>(WorkState::Running))
+        return false;
+    target->work = fn;
+    target->work_argument = argument;
+    target->work_state.store(static_cast<u32>(WorkState::Pending), MemoryOrder::Release);
+    apic::send_ipi(target->apic_id, x86::vector::kWakeup);
+    return true;
+}
+
+bool wait_for_work(u32 cpu_index, u64 timeout_us) {
+    PerCpu* target = cpu(cpu_index);
+    if (!target) return false;
+    u64 deadline = time::now_ns() + timeout_us * 1000;
+    while (target->work_state.load(MemoryOrder::Acquire) != static_cast<u32>(WorkState::Done)) {
+        if (time::now_ns() >= deadline) return false;
+        x86::pause();
+    }
+    return true;
 }
 
 bool run_on_others(void (*fn)(), u64 timeout_us) {

@@ -19,6 +19,13 @@ u32 online_count();
 // CPUs the firmware lists as usable (counted by the caller from the MADT).
 PerCpu* cpu(u32 index);
 
+// Runs fn(argument) on another CPU's idle loop, in thread context with interrupts on (where a
+// vCPU may run, unlike in an IPI handler). False if that CPU is offline or still busy.
+enum class WorkState : u32 { Idle, Pending, Running, Done };
+bool start_on(u32 cpu_index, void (*fn)(void*), void* argument);
+// Waits until the work given to that CPU has finished; false on timeout.
+bool wait_for_work(u32 cpu_index, u64 timeout_us);
+
 // Calls fn on every online CPU but the caller, by IPI, and waits until all have run it;
 // false if some CPU did not answer within timeout_us.
 bool run_on_others(void (*fn)(), u64 timeout_us = 1000000);
