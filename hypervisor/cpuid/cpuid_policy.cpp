@@ -154,6 +154,11 @@ Status CpuidPolicy::init(const HostCpuid& host, const Config& config) {
         sizes->ecx = amd_ ? (vcpu_count_ - 1) | core_id_bits_ << kApicIdSizeShift : 0;
         sizes->edx = 0;
     }
+
+    // What basic() computes rather than reads: leaves with subleaves or vCPU-dependent fields.
+    constexpr u32 kComputedBasicLeaves = 1u << 1 | 1u << 4 | 1u << 7 | 1u << 0xb | 1u << 0xd;
+    fixed_basic_ = ((u32{2} << max_basic_) - 1) & ~kComputedBasicLeaves;
+    extended_count_ = max_extended_ ? max_extended_ - kExtendedFirst + 1 : 0;
     return Status::Ok;
 }
 
@@ -220,13 +225,11 @@ bool CpuidPolicy::accepts_xcr0(u64 value) const {
     return avx512 == 0 || (avx512 == xcr0::kAvx512 && (value & xcr0::kAvx));
 }
 
-Registers CpuidPolicy::lookup(u32 leaf, u32 subleaf, const VcpuState& vcpu) const {
+Registers CpuidPolicy::computed(u32 leaf, u32 subleaf, VcpuState vcpu) const {
     if (vcpu_count_ == 0) return {};
-    // The basic leaves first: the ones guests ask for most. The hypervisor range lies above them.
     u32 basic_leaf = leaf;
     if (leaf > max_basic_) {
         if (leaf >= kHypervisorRangeFirst && leaf <= kHypervisorRangeLast) return hypervisor(leaf);
-        if (leaf >= kExtendedFirst && leaf <= max_extended_) return extended_[leaf - kExtendedFirst];
         // A leaf past the highest of its range: Intel CPUs answer as for the highest basic
         // leaf, AMD CPUs with zeros (SDM Vol. 2A and APM Vol. 3, CPUID). The guest sees what
         // its vendor's CPUs do.

@@ -59,7 +59,13 @@ public:
     // when it fails, nothing changes.
     Status init(const HostCpuid& host, const Config& config);
 
-    Registers lookup(u32 leaf, u32 subleaf, const VcpuState& vcpu) const;
+    // The leaves that depend on neither the subleaf nor the vCPU -- most of what guests ask --
+    // are a table read here; the rest are computed.
+    Registers lookup(u32 leaf, u32 subleaf, VcpuState vcpu) const {
+        if (leaf <= kLastBasicLeaf && (fixed_basic_ >> leaf & 1)) return basic_[leaf];
+        if (leaf - kExtendedFirst < extended_count_) return extended_[leaf - kExtendedFirst];
+        return computed(leaf, subleaf, vcpu);
+    }
     // Whether lookup(leaf, ...) may depend on VcpuState::osxsave (leaf 1, or leaves past the
     // maximum that answer as leaf 1): a CPUID exit need not read the guest's CR4 otherwise.
     bool reflects_osxsave(u32 leaf) const { return leaf == 1 || max_basic_ <= 1; }
@@ -72,12 +78,14 @@ public:
 
 private:
     static constexpr u32 kLastBasicLeaf = 0xd;
+    static_assert(kLastBasicLeaf < 32, "fixed_basic_ has a bit for each basic leaf");
     static constexpr u32 kExtendedFirst = 0x8000'0000;
     static constexpr u32 kLastExtendedLeaf = 0x8000'0008;
     static constexpr u32 kCacheLevels = 8;      // leaf 4 subleaves kept
     static constexpr u32 kXsaveSubleaves = 63;  // leaf 0Dh: subleaves 0 to 62
 
     Registers* stored(u32 leaf, u32 subleaf);
+    Registers computed(u32 leaf, u32 subleaf, VcpuState vcpu) const;
     Registers basic(u32 leaf, u32 subleaf, const VcpuState& vcpu) const;
     Registers hypervisor(u32 leaf) const;
     Registers topology(u32 subleaf, const VcpuState& vcpu) const;
@@ -93,6 +101,10 @@ private:
     u64 allowed_xcr0_ = 0;
     u32 max_basic_ = 0;
     u32 max_extended_ = 0;
+    // For lookup(): bit n set for each basic leaf n up to max_basic_ that basic_[n] answers
+    // whole, and the number of extended leaves (all of them fixed).
+    u32 fixed_basic_ = 0;
+    u32 extended_count_ = 0;
     Registers basic_[kLastBasicLeaf + 1];
     Registers extended_[kLastExtendedLeaf - kExtendedFirst + 1];
     Registers cache_levels_[kCacheLevels];

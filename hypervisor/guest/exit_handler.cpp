@@ -30,14 +30,11 @@ const char* guest_end_name(GuestEnd end) {
 
 GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
     switch (exit.reason) {
-        case ExitReason::Cpuid: cpuid(vcpu); return GuestEnd::Running;
-        case ExitReason::Io:
-            if (exit.io.string) return GuestEnd::Unhandled;  // INS/OUTS are not emulated yet
-            io(vcpu, exit.io);
-            return GuestEnd::Running;
-        case ExitReason::MsrRead: msr(vcpu, false); return GuestEnd::Running;
-        case ExitReason::MsrWrite: msr(vcpu, true); return GuestEnd::Running;
-        case ExitReason::Xsetbv: xsetbv(vcpu); return GuestEnd::Running;
+        case ExitReason::Cpuid: return cpuid(vcpu);
+        case ExitReason::Io: return io(vcpu, exit.io);
+        case ExitReason::MsrRead: return msr(vcpu, false);
+        case ExitReason::MsrWrite: return msr(vcpu, true);
+        case ExitReason::Xsetbv: return xsetbv(vcpu);
         case ExitReason::ExternalInterrupt: host_.take_host_interrupts(); return GuestEnd::Running;
         case ExitReason::Hypercall:
             vcpu.set_gpr(Gpr::Rax, kEnosys);  // until the hypercall ABI exists
@@ -54,7 +51,7 @@ GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
     }
 }
 
-void ExitHandler::cpuid(Vcpu& vcpu) {
+GuestEnd ExitHandler::cpuid(Vcpu& vcpu) {
     u32 leaf = static_cast<u32>(vcpu.gpr(Gpr::Rax));
     u32 subleaf = static_cast<u32>(vcpu.gpr(Gpr::Rcx));
     // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
@@ -66,9 +63,11 @@ void ExitHandler::cpuid(Vcpu& vcpu) {
     vcpu.set_gpr(Gpr::Rcx, r.ecx);
     vcpu.set_gpr(Gpr::Rdx, r.edx);
     vcpu.advance_rip();
+    return GuestEnd::Running;
 }
 
-void ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
+GuestEnd ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
+    if (io.string) return GuestEnd::Unhandled;  // INS/OUTS are not emulated yet
     u64 rax = vcpu.gpr(Gpr::Rax);
     if (!io.in && io.port == kDebugConsolePort) {
         for (u8 i = 0; i < io.size; ++i) host_.console_byte(static_cast<char>(rax >> (8 * i)));
@@ -85,19 +84,20 @@ void ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
         if (n <= kUnclaimedIoReported || n % 4096 == 0) [[unlikely]] host_.unclaimed_io(io, n);
     }
     vcpu.advance_rip();
+    return GuestEnd::Running;
 }
 
 // The allow-list: EFER only, so far; any other MSR is #GP, as for an MSR the CPU lacks.
-void ExitHandler::msr(Vcpu& vcpu, bool write) {
+GuestEnd ExitHandler::msr(Vcpu& vcpu, bool write) {
     if (static_cast<u32>(vcpu.gpr(Gpr::Rcx)) != kMsrEfer) {
         vcpu.inject_exception(kGeneralProtection, true, 0);
-        return;
+        return GuestEnd::Running;
     }
     if (write) {
         u64 value = edx_eax(vcpu);
         if (value & ~(kEferGuestWritable | kEferLma)) {
             vcpu.inject_exception(kGeneralProtection, true, 0);
-            return;
+            return GuestEnd::Running;
         }
         vcpu.set_efer((value & kEferGuestWritable) | (vcpu.efer() & kEferLma));
     } else {
@@ -106,19 +106,21 @@ void ExitHandler::msr(Vcpu& vcpu, bool write) {
         vcpu.set_gpr(Gpr::Rdx, value >> 32);
     }
     vcpu.advance_rip();
+    return GuestEnd::Running;
 }
 
 // XSETBV (SDM Vol. 2, XSETBV): XCR0 is the only register, and the value must be one the
 // domain's CPUID allows and the CPU accepts; anything else is #GP, as on hardware.
-void ExitHandler::xsetbv(Vcpu& vcpu) {
+GuestEnd ExitHandler::xsetbv(Vcpu& vcpu) {
     u64 value = edx_eax(vcpu);
     if (static_cast<u32>(vcpu.gpr(Gpr::Rcx)) != 0 || !cpuid_.accepts_xcr0(value)) {
         vcpu.inject_exception(kGeneralProtection, true, 0);
-        return;
+        return GuestEnd::Running;
     }
     host_.load_xcr0(value);
     xcr0_ = value;
     vcpu.advance_rip();
+    return GuestEnd::Running;
 }
 
 }  // namespace lamina

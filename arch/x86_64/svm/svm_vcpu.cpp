@@ -226,9 +226,10 @@ public:
     SvmVcpu(const Frames& frames, u64 ncr3_root_phys, u16 asid, const EntryState& entry,
             const Capabilities& caps)
         : frames_(frames), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))),
-          nrip_save_(caps.nrip_save), vmcb_clean_(caps.vmcb_clean),
+          nrip_save_(caps.nrip_save),
           // QEMU lacks flush-by-ASID: it flushes everything instead.
-          tlb_flush_(caps.flush_by_asid ? tlb_control::kFlushAsid : tlb_control::kFlushAll) {
+          tlb_flush_(caps.flush_by_asid ? tlb_control::kFlushAsid : tlb_control::kFlushAll),
+          all_clean_(caps.vmcb_clean ? clean::kAll : 0) {
         init_controls(ncr3_root_phys, asid);
         init_guest_state(entry);
     }
@@ -260,11 +261,11 @@ private:
 
     void init_controls(u64 ncr3_root_phys, u16 asid);
     void init_guest_state(const EntryState& entry);
-    void prepare_entry(u32 cpu);
+    const char* prepare_unusual_entry(u32 cpu);
     void complete_exit();
-    ExitInfo decode_exit() const;
-    u64 next_rip_without_nrip_save() const;
-    ExitInfo refuse_entry(const char* rule) const;
+    void reinject_interrupted_event();
+    ExitInfo decode_exit();
+    void refuse_entry(const char* rule) const;
     ExitInfo refused_by_vmrun();
     void warn_cannot_advance() const;
 
@@ -272,13 +273,19 @@ private:
     Vmcb& vmcb_;
     // The capabilities the exit path needs, copied at creation: no lookup per exit.
     const bool nrip_save_;
-    const bool vmcb_clean_;
     const u8 tlb_flush_;
-    // The VMCB groups changed since the last VMRUN: their clean bits must be 0 (15.15.3).
-    u32 changed_ = clean::kAll;
+    // Without the VMCB-clean feature the bits must stay 0 (QEMU and Bochs have none).
+    const u32 all_clean_;
+    // What run() must look at before the next VMRUN: the VMCB groups changed since the last
+    // one (their clean bits must be 0, 15.15.3), an event to inject, a refused VMCB.
+    static constexpr u32 kInjection = 1u << 30;
+    static constexpr u32 kRefused = 1u << 31;  // by VMRUN: this vCPU never enters again
+    static_assert(((kInjection | kRefused) & clean::kAll) == 0, "no clean bit");
+    u32 dirty_ = clean::kAll;
     bool flush_tlb_ = true;
-    bool refused_by_vmrun_ = false;
     u32 last_cpu_ = kNoCpu;
+    // Where advance_rip() takes the guest after the last exit; 0 when it was no instruction's.
+    u64 next_rip_ = 0;
 };
 
 void SvmVcpu::init_controls(u64 ncr3_root_phys, u16 asid) {
@@ -337,7 +344,7 @@ void SvmVcpu::set_segment(SegmentRegister s, const Segment& value) {
         case SegmentRegister::Cs:
         case SegmentRegister::Ds: break;
     }
-    changed_ |= clean::kSeg;
+    dirty_ |= clean::kSeg;
 }
 
 u64 SvmVcpu::control_register(ControlRegister cr) const {
@@ -358,18 +365,18 @@ void SvmVcpu::set_control_register(ControlRegister cr, u64 value) {
     switch (cr) {
         case ControlRegister::Cr2:
             s.cr2 = value;
-            changed_ |= clean::kCr2;
+            dirty_ |= clean::kCr2;
             return;
         case ControlRegister::Cr8:
             vmcb_.control.virtual_interrupt =
                 (vmcb_.control.virtual_interrupt & ~kVintrTprMask) | (value & kVintrTprMask);
-            changed_ |= clean::kTpr;
+            dirty_ |= clean::kTpr;
             return;
         case ControlRegister::Cr0: s.cr0 = value; break;
         case ControlRegister::Cr3: s.cr3 = value; break;
         case ControlRegister::Cr4: s.cr4 = value; break;
     }
-    changed_ |= clean::kCr;
+    dirty_ |= clean::kCr;
     // The guest's own MOV CR3 (or a paging-mode change) flushes its translations; a write from
     // outside must too, and only a TLB flush can do that for the VMCB's copy.
     flush_tlb_ = true;
@@ -378,7 +385,7 @@ void SvmVcpu::set_control_register(ControlRegister cr, u64 value) {
 void SvmVcpu::set_efer(u64 efer) {
     const bool long_mode_active = (efer & kEferLme) && (vmcb_.save.cr0 & kCr0Pg);
     vmcb_.save.efer = (efer & ~kEferLma) | (long_mode_active ? kEferLma : 0) | x86::kEferSvme;
-    changed_ |= clean::kCr;
+    dirty_ |= clean::kCr;
 }
 
 void SvmVcpu::inject_exception(u8 vector, bool has_error_code, u32 error_code) {
@@ -386,25 +393,7 @@ void SvmVcpu::inject_exception(u8 vector, bool has_error_code, u32 error_code) {
     if (has_error_code)
         injection |= event::kErrorCodeValid | u64{error_code} << event::kErrorCodeShift;
     vmcb_.control.event_injection = injection;
-}
-
-// The instruction lengths of the intercepted instructions, for CPUs without NRIP save. QEMU 7.2
-// TCG has none (CPUID Fn8000_000A EDX[3] = 0), so there this is the only way: an instruction
-// with redundant prefixes would leave RIP inside it (decode assists, which could tell, are
-// missing as well). IOIO always reports the next RIP in EXITINFO2 (15.10.2).
-u64 SvmVcpu::next_rip_without_nrip_save() const {
-    const VmcbControl& c = vmcb_.control;
-    u64 length = 0;
-    switch (c.exit_code) {
-        case exit_code::kIoio: return c.exit_info2;
-        case exit_code::kCpuid: length = 2; break;    // 0f a2
-        case exit_code::kMsr: length = 2; break;      // 0f 32 (RDMSR), 0f 30 (WRMSR)
-        case exit_code::kHlt: length = 1; break;      // f4
-        case exit_code::kVmmcall: length = 3; break;  // 0f 01 d9
-        case exit_code::kXsetbv: length = 3; break;   // 0f 01 d1
-        default: return 0;
-    }
-    return vmcb_.save.rip + length;
+    dirty_ |= kInjection;
 }
 
 [[gnu::cold, gnu::noinline]] void SvmVcpu::warn_cannot_advance() const {
@@ -413,23 +402,34 @@ u64 SvmVcpu::next_rip_without_nrip_save() const {
 }
 
 void SvmVcpu::advance_rip() {
-    // NEXT_RIP is zero after exits that are not instruction intercepts (15.7.1).
-    u64 next = nrip_save_ ? vmcb_.control.next_rip : 0;
-    if (!next) next = next_rip_without_nrip_save();
-    if (!next) {
+    if (!next_rip_) [[unlikely]] {
         warn_cannot_advance();
         return;
     }
-    vmcb_.save.rip = next;
+    vmcb_.save.rip = next_rip_;
     // Stepping over an instruction ends the STI / MOV SS interrupt shadow, as executing it would.
     vmcb_.control.interrupt_state &= ~kInterruptShadow;
 }
 
-void SvmVcpu::prepare_entry(u32 cpu) {
+// What run() does only when something is unusual (dirty_ is set, or the vCPU came to another
+// CPU): the VMRUN rule checks, the host state of a new CPU, TLB flushes and clean bits. Returns
+// why the guest cannot enter, or nullptr.
+[[gnu::noinline]] const char* SvmVcpu::prepare_unusual_entry(u32 cpu) {
+    if (dirty_ & kRefused) return kRefusedByVmrun;
+    // Only the core's setters and injections can break a VMRUN rule (the guest's own attempts
+    // fault inside the guest), so the rules are checked after them. VMRUN would refuse such a
+    // VMCB as well, but QEMU 7.2 then overwrites its guest state with the host's (its
+    // do_vmexit saves state it never loaded), losing both the state and the diagnosis.
+    if (dirty_) {
+        if (const char* rule = broken_vmrun_rule(vmcb_)) {
+            refuse_entry(rule);
+            return rule;
+        }
+    }
     VmcbControl& c = vmcb_.control;
-    if (cpu != last_cpu_) [[unlikely]] {
+    if (cpu != last_cpu_) {
         // Another CPU's cached VMCB state and TLB entries for this ASID may be stale (15.15.2).
-        changed_ = clean::kAll;
+        dirty_ = clean::kAll;
         flush_tlb_ = true;
         last_cpu_ = cpu;
         // The host's share of the state VMLOAD and VMSAVE move (FS, GS, TR, LDTR with their
@@ -441,13 +441,12 @@ void SvmVcpu::prepare_entry(u32 cpu) {
         // and MSRs, and the guest always gets its own through the VMLOAD before VMRUN.
         asm volatile("vmsave %%rax" : : "a"(frames_.host_area) : "memory");
     }
-    c.tlb_control = flush_tlb_ ? tlb_flush_ : tlb_control::kNothing;
+    // complete_exit() sets both back to "nothing to flush" and "all clean".
+    if (flush_tlb_) c.tlb_control = tlb_flush_;
     flush_tlb_ = false;
-    // Without the VMCB-clean feature the bits must stay 0 (QEMU and Bochs have none).
-    c.clean_bits = vmcb_clean_ ? clean::kAll & ~changed_ : 0;
-    changed_ = 0;
-    vmcb_.save.rax = gpr(Gpr::Rax);
-    vmcb_.save.rsp = gpr(Gpr::Rsp);
+    c.clean_bits = all_clean_ & ~dirty_;
+    dirty_ = 0;
+    return nullptr;
 }
 
 void SvmVcpu::complete_exit() {
@@ -455,30 +454,36 @@ void SvmVcpu::complete_exit() {
     set_gpr(Gpr::Rax, vmcb_.save.rax);
     set_gpr(Gpr::Rsp, vmcb_.save.rsp);
     c.tlb_control = tlb_control::kNothing;
-    // An event whose delivery the exit interrupted is in EXITINTINFO and must be delivered again
-    // (15.7.2); EVENTINJ has the same layout. An INTn, INT3 or INTO is not: RIP still points at
-    // the instruction, which raises it again.
+    c.clean_bits = all_clean_;
+    c.event_injection = 0;
+    if (c.exit_interrupt_info & event::kValid) [[unlikely]] reinject_interrupted_event();
+}
+
+// An event whose delivery the exit interrupted is in EXITINTINFO and must be delivered again
+// (15.7.2); EVENTINJ has the same layout. An INTn, INT3 or INTO is not: RIP still points at
+// the instruction, which raises it again.
+void SvmVcpu::reinject_interrupted_event() {
+    VmcbControl& c = vmcb_.control;
     const u64 pending = c.exit_interrupt_info;
     const u64 type = pending & event::kTypeMask;
     const u64 vector = pending & event::kVectorMask;
     const bool software = type == event::kTypeSoftwareInterrupt ||
                           (type == event::kTypeException && (vector == 3 || vector == 4));
-    c.event_injection = (pending & event::kValid) && !software ? pending : 0;
+    if (software) return;
+    c.event_injection = pending;
+    dirty_ |= kInjection;
 }
 
 ExitInfo SvmVcpu::run() {
     LAMINA_ASSERT(!x86::interrupts_enabled());
     PerCpu* cpu = this_cpu();
     if (!cpu->virtualization_on) return invalid_state("SVM is off on this CPU");
-    if (refused_by_vmrun_) return invalid_state(kRefusedByVmrun);
-    // Only the core's setters and injections can break a VMRUN rule (the guest's own attempts
-    // fault inside the guest), so the rules are checked after them. VMRUN would refuse such a
-    // VMCB as well, but QEMU 7.2 then overwrites its guest state with the host's (its
-    // do_vmexit saves state it never loaded), losing both the state and the diagnosis.
-    if (changed_ || (vmcb_.control.event_injection & event::kValid)) {
-        if (const char* rule = broken_vmrun_rule(vmcb_)) return refuse_entry(rule);
+    // Everything unusual in one test: the usual exit changed nothing run() must look at.
+    if (dirty_ || cpu->index != last_cpu_) [[unlikely]] {
+        if (const char* failure = prepare_unusual_entry(cpu->index)) return invalid_state(failure);
     }
-    prepare_entry(cpu->index);
+    vmcb_.save.rax = gpr(Gpr::Rax);
+    vmcb_.save.rsp = gpr(Gpr::Rsp);
     svm_run_guest(frames_.vmcb, frames_.host_area, gprs_);
     if (is_vmexit_invalid(vmcb_.control.exit_code)) [[unlikely]] return refused_by_vmrun();
     complete_exit();
@@ -487,10 +492,9 @@ ExitInfo SvmVcpu::run() {
 
 // The failure paths stay out of run(): their logging would otherwise cost every exit a stack
 // frame and a stack-protector check.
-[[gnu::cold, gnu::noinline]] ExitInfo SvmVcpu::refuse_entry(const char* rule) const {
+[[gnu::cold, gnu::noinline]] void SvmVcpu::refuse_entry(const char* rule) const {
     log::error("svm: not entering the guest, VMRUN would refuse its VMCB: {}", rule);
     log_vmcb(vmcb_);
-    return invalid_state(rule);
 }
 
 [[gnu::cold, gnu::noinline]] ExitInfo SvmVcpu::refused_by_vmrun() {
@@ -499,28 +503,81 @@ ExitInfo SvmVcpu::run() {
     // the checks and run host code as the guest: this vCPU never enters again.
     log::error("svm: {}", kRefusedByVmrun);
     log_vmcb(vmcb_);
-    refused_by_vmrun_ = true;
+    dirty_ |= kRefused;
     return invalid_state(kRefusedByVmrun);
 }
 
-ExitInfo SvmVcpu::decode_exit() const {
+ExitInfo SvmVcpu::decode_exit() {
     const VmcbControl& c = vmcb_.control;
     const u64 code = c.exit_code;
-    // Not zeroed as a whole: the core reads only the union member the reason names.
+    // Not zeroed as a whole: the core reads only the union member the reason names, and the
+    // failure text only for InvalidState.
     ExitInfo info;
     info.reason = ExitReason::Other;
     info.hardware_code = code;
     info.qualification = c.exit_info1;
-    info.failure = nullptr;
+    // The next RIP without NRIP save, from the lengths of the intercepted instructions. QEMU 7.2
+    // TCG has none (CPUID Fn8000_000A EDX[3] = 0), so there this is the only way: an instruction
+    // with redundant prefixes would leave RIP inside it (decode assists, which could tell, are
+    // missing as well). IOIO always reports the next RIP in EXITINFO2 (15.10.2). 0: no next RIP.
+    u64 next_rip = 0;
+    const u64 rip = vmcb_.save.rip;
 
-    if (code >= exit_code::kExceptionFirst && code <= exit_code::kExceptionLast) {
+    // The intercepts of instructions and interrupts first: they are the frequent exits.
+    if (code >= exit_code::kIntr) {
+        switch (code) {
+            case exit_code::kIntr:
+            case exit_code::kNmi: info.reason = ExitReason::ExternalInterrupt; break;
+            case exit_code::kVintr: info.reason = ExitReason::InterruptWindow; break;
+            case exit_code::kCpuid:
+                info.reason = ExitReason::Cpuid;
+                next_rip = rip + 2;  // 0f a2
+                break;
+            case exit_code::kHlt:
+                info.reason = ExitReason::Hlt;
+                next_rip = rip + 1;  // f4
+                break;
+            case exit_code::kInvlpg: info.reason = ExitReason::Invlpg; break;
+            case exit_code::kShutdown: info.reason = ExitReason::TripleFault; break;
+            case exit_code::kVmmcall:
+                info.reason = ExitReason::Hypercall;
+                next_rip = rip + 3;  // 0f 01 d9
+                break;
+            case exit_code::kXsetbv:
+                info.reason = ExitReason::Xsetbv;
+                next_rip = rip + 3;  // 0f 01 d1
+                break;
+            case exit_code::kMsr:
+                info.reason = (c.exit_info1 & kMsrWrite) ? ExitReason::MsrWrite : ExitReason::MsrRead;
+                next_rip = rip + 2;  // 0f 32 (RDMSR), 0f 30 (WRMSR)
+                break;
+            case exit_code::kIoio:
+                info.reason = ExitReason::Io;
+                info.io = {static_cast<u16>(c.exit_info1 >> ioio::kPortShift),
+                           static_cast<u8>((c.exit_info1 & ioio::kSizeMask) >> ioio::kSizeShift),
+                           (c.exit_info1 & ioio::kIn) != 0, (c.exit_info1 & ioio::kString) != 0,
+                           (c.exit_info1 & ioio::kRep) != 0};
+                next_rip = c.exit_info2;
+                break;
+            case exit_code::kNestedPageFault: {
+                const u64 error = c.exit_info1;
+                const bool fetch = error & npf::kInstructionFetch;
+                const bool write = error & npf::kWrite;
+                info.reason = ExitReason::Stage2Fault;
+                // A reserved bit set in a nested entry is the hypervisor's own bug, like an EPT
+                // misconfiguration.
+                info.stage2 = {c.exit_info2, !fetch && !write, write, fetch,
+                               (error & npf::kReservedBit) != 0};
+                break;
+            }
+            default: break;
+        }
+    } else if (code >= exit_code::kExceptionFirst && code <= exit_code::kExceptionLast) {
         const u8 vector = static_cast<u8>(code - exit_code::kExceptionFirst);
         info.reason = ExitReason::Exception;
         info.exception = {vector, exception_has_error_code(vector),
                           static_cast<u32>(c.exit_info1)};
-        return info;
-    }
-    if (code <= exit_code::kCrWriteLast) {
+    } else if (code <= exit_code::kCrWriteLast) {
         // Only decode assists name the GPR; without them the core would have to decode the
         // instruction, so the exit stays Other. No CR access is intercepted today.
         const u64 cr = code & 0xf;
@@ -531,41 +588,9 @@ ExitInfo SvmVcpu::decode_exit() const {
                                      code >= exit_code::kCrWriteFirst,
                                      static_cast<Gpr>(c.exit_info1 & kCrAccessGprMask)};
         }
-        return info;
     }
-    switch (code) {
-        case exit_code::kIntr:
-        case exit_code::kNmi: info.reason = ExitReason::ExternalInterrupt; break;
-        case exit_code::kVintr: info.reason = ExitReason::InterruptWindow; break;
-        case exit_code::kCpuid: info.reason = ExitReason::Cpuid; break;
-        case exit_code::kHlt: info.reason = ExitReason::Hlt; break;
-        case exit_code::kInvlpg: info.reason = ExitReason::Invlpg; break;
-        case exit_code::kShutdown: info.reason = ExitReason::TripleFault; break;
-        case exit_code::kVmmcall: info.reason = ExitReason::Hypercall; break;
-        case exit_code::kXsetbv: info.reason = ExitReason::Xsetbv; break;
-        case exit_code::kMsr:
-            info.reason = (c.exit_info1 & kMsrWrite) ? ExitReason::MsrWrite : ExitReason::MsrRead;
-            break;
-        case exit_code::kIoio:
-            info.reason = ExitReason::Io;
-            info.io = {static_cast<u16>(c.exit_info1 >> ioio::kPortShift),
-                       static_cast<u8>((c.exit_info1 & ioio::kSizeMask) >> ioio::kSizeShift),
-                       (c.exit_info1 & ioio::kIn) != 0, (c.exit_info1 & ioio::kString) != 0,
-                       (c.exit_info1 & ioio::kRep) != 0};
-            break;
-        case exit_code::kNestedPageFault: {
-            const u64 error = c.exit_info1;
-            const bool fetch = error & npf::kInstructionFetch;
-            const bool write = error & npf::kWrite;
-            info.reason = ExitReason::Stage2Fault;
-            // A reserved bit set in a nested entry is the hypervisor's own bug, like an EPT
-            // misconfiguration.
-            info.stage2 = {c.exit_info2, !fetch && !write, write, fetch,
-                           (error & npf::kReservedBit) != 0};
-            break;
-        }
-        default: break;
-    }
+    // NEXT_RIP is zero after exits that are not instruction intercepts (15.7.1).
+    next_rip_ = nrip_save_ ? c.next_rip : next_rip;
     return info;
 }
 
