@@ -16,7 +16,7 @@ enum class GuestEnd : u8 {
     Stage2Fault,      // an access outside its memory
     InvalidState,     // the hardware refused to run it
     Unhandled,        // an exit the core cannot handle yet
-    ExitBudget,       // ran out of the exits the caller allowed
+    ExitBudget,       // stopped after the exits the caller allowed (not an end: it can go on)
 };
 
 const char* guest_end_name(GuestEnd end);

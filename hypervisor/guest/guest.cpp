@@ -1,7 +1,6 @@
 #include <hypervisor/guest/guest.h>
 
 #include <arch/x86_64/cpu.h>
-#include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
 #include <hypervisor/guest/pvh.h>
 #include <hypervisor/heap.h>
@@ -30,6 +29,7 @@ Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
 
 Guest::~Guest() {
     if (vcpu_) virt::destroy_vcpu(vcpu_);
+    fpu_.destroy();
     stage2_.destroy();
     memory::free_frames(ram_hpa_, ram_bytes_ / kFrameSize);
 }
@@ -55,7 +55,7 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
     cpuid::HardwareCpuid host;
     bool ok = guest->stage2_.init() == stage2::Status::Ok &&
               guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
-              guest->cpuid_.init(host, {.vcpu_count = 1}) == cpuid::Status::Ok &&
+              guest->cpuid_.init(host, {.vcpu_count = 1}) == cpuid::Status::Ok && guest->fpu_.init() &&
               guest->load_pvh(image, image_size, &entry);
     if (ok) {
         EntryState state{EntryMode::Protected32, entry, kStartInfoGpa, 0};
@@ -109,23 +109,19 @@ bool Guest::load_pvh(const u8* image, usize image_size, u64* entry) {
 
 GuestEnd Guest::run(u64 max_exits) {
     x86::disable_interrupts();
-    // XCR0 is not switched by VM entry or exit: the guest's is loaded while it runs. The
-    // hypervisor uses no extended state, so it needs its own back only between guests.
-    const bool xsave = x86::cpu_features().xsave;
-    if (xsave) x86::xsetbv(0, exits_handler_.xcr0());
-    while (end_ == GuestEnd::Running) {
-        if (exits_ == max_exits) {
-            end_ = GuestEnd::ExitBudget;
-            break;
-        }
+    // Neither XCR0 nor the FPU/SSE/AVX registers are switched by VM entry or exit: the guest's
+    // are loaded while it runs, and saved and scrubbed when it stops.
+    fpu_.load(exits_handler_.xcr0());
+    while (end_ == GuestEnd::Running && exits_ < max_exits) {
         ExitInfo exit = vcpu_->run();
         ++exits_;
         GuestEnd end = exits_handler_.handle(*vcpu_, exit);
         if (end != GuestEnd::Running) finish(end, exit);
     }
-    if (xsave) x86::xsetbv(0, cpuid::xcr0::kX87);
+    fpu_.save_and_scrub();
     x86::enable_interrupts();
-    return end_;
+    // Out of budget is no end: a later run() goes on where this one stopped.
+    return end_ == GuestEnd::Running ? GuestEnd::ExitBudget : end_;
 }
 
 void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }

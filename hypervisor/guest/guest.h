@@ -3,6 +3,7 @@
 // hypercall ABI come with the domains issue); for now the self-test runs test kernels in it.
 #pragma once
 
+#include <arch/x86_64/extended_state.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
 #include <hypervisor/guest/exit_handler.h>
 #include <hypervisor/stage2/frame_table_memory.h>
@@ -30,7 +31,8 @@ public:
     // benchmark guest); any other guest's would be spoofed figures.
     void relay_stats() { relay_stats_ = true; }
 
-    // Runs until the guest ends or `max_exits` exits have been handled.
+    // Runs until the guest ends (its end) or `max_exits` exits have been handled since it was
+    // created (ExitBudget; a later call goes on from there).
     GuestEnd run(u64 max_exits);
 
     const char* name() const { return name_; }
@@ -58,6 +60,7 @@ private:
     stage2::GuestSpace stage2_;
     cpuid::CpuidPolicy cpuid_;
     ExitHandler exits_handler_;
+    x86::ExtendedState fpu_;
     Vcpu* vcpu_ = nullptr;
     GuestConsole console_;
     GuestEnd end_ = GuestEnd::Running;

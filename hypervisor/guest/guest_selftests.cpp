@@ -79,6 +79,33 @@ LAMINA_SELFTEST("guest real16: a kernel that drops to real mode runs there") {
     run_checking_guest(t, "real16");
 }
 
+LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when another guest runs") {
+    const u8* image;
+    usize size;
+    if (!t.expect(boot_modules::find("xmm_probe", &image, &size), "no boot module named xmm_probe")) return;
+    u64 free_before = memory::stats().free_bytes;
+    Guest* first = Guest::create_pvh("xmm_probe", image, size, kGuestRam);
+    if (!t.expect(first != nullptr, "the first guest could not be created")) return;
+    // Stop it half-way through the line it prints after setting its marker (one exit per byte,
+    // after its two first checks)...
+    GuestEnd paused = first->run(first->exits() + 90);
+    t.expect(paused == GuestEnd::ExitBudget, "the first guest did not pause (it ended: {})", guest_end_name(paused));
+    t.expect(first->console().ok_lines == 2, "the first guest paused after {} checks, not between its 2nd and 3rd",
+             first->console().ok_lines);
+    // ... run a second one to completion on this CPU meanwhile: it must start clean ...
+    GuestConsole second;
+    run_test_guest(t, "xmm_probe", GuestEnd::Halted, &second, false);
+    t.expect(second.plan > 0 && second.ok_lines == second.plan, "the second guest: {} of {} checks; {}",
+             second.ok_lines, second.plan, second.first_failure);
+    // ... then let the first finish: its marker must have come back with it.
+    GuestEnd end = first->run(kExitBudget);
+    const GuestConsole& console = first->console();
+    t.expect(end == GuestEnd::Halted && console.plan > 0 && console.ok_lines == console.plan,
+             "the first guest: {} of {} checks; {}", console.ok_lines, console.plan, console.first_failure);
+    Guest::destroy(first);
+    t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
+}
+
 LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {
     GuestConsole console;
     run_test_guest(t, "triple_fault", GuestEnd::TripleFault, &console);

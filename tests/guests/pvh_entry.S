@@ -34,7 +34,7 @@ pvh_entry:
     movl $(pdpt + 3), pml4
 
     movl %cr4, %eax
-    orl $(1 << 5), %eax          /* PAE */
+    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax  /* PAE, OSFXSR, OSXMMEXCPT: SSE usable */
     movl %eax, %cr4
     movl $pml4, %eax
     movl %eax, %cr3
