@@ -20,7 +20,7 @@ const char* guest_end_name(GuestEnd end) {
         case GuestEnd::Running: return "running";
         case GuestEnd::Halted: return "halted";
         case GuestEnd::TripleFault: return "triple fault";
-        case GuestEnd::Stage2Fault: return "access outside its memory";
+        case GuestEnd::Stage2Fault: return "an access its stage-2 mapping does not allow";
         case GuestEnd::InvalidState: return "invalid state";
         case GuestEnd::Unhandled: return "unhandled exit";
         case GuestEnd::ExitBudget: return "exit budget used up";

@@ -13,7 +13,7 @@ enum class GuestEnd : u8 {
     Running,
     Halted,           // HLT with interrupts off: nothing can wake it
     TripleFault,
-    Stage2Fault,      // an access outside its memory
+    Stage2Fault,      // an access its memory does not allow (unmapped, or protected)
     InvalidState,     // the hardware refused to run it
     Unhandled,        // an exit the core cannot handle yet
     ExitBudget,       // stopped after the exits the caller allowed (not an end: it can go on)

@@ -8,6 +8,7 @@
 #include <hypervisor/memory.h>
 #include <hypervisor/mm/frame_allocator.h>
 #include <hypervisor/virt.h>
+#include <lamina/assert.h>
 #include <lamina/elf.h>
 #include <lamina/string.h>
 
@@ -116,12 +117,22 @@ GuestEnd Guest::run(u64 max_exits) {
         ExitInfo exit = vcpu_->run();
         ++exits_;
         GuestEnd end = exits_handler_.handle(*vcpu_, exit);
-        if (end != GuestEnd::Running) finish(end, exit);
+        if (end != GuestEnd::Running) {
+            ending_exit_ = exit;
+            finish(end, exit);
+        }
     }
     fpu_.save_and_scrub();
     x86::enable_interrupts();
     // Out of budget is no end: a later run() goes on where this one stopped.
     return end_ == GuestEnd::Running ? GuestEnd::ExitBudget : end_;
+}
+
+bool Guest::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
+    // The vCPU flushes its stage-2 TLB when it is created; a protect after that would need
+    // the flush generation wired into the backends, which comes with the domain work.
+    LAMINA_ASSERT(exits_ == 0);
+    return stage2_.protect(gpa, size, access).ok();
 }
 
 void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }

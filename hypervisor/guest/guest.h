@@ -31,6 +31,11 @@ public:
     // benchmark guest); any other guest's would be spoofed figures.
     void relay_stats() { relay_stats_ = true; }
 
+    // Changes what the guest may do with its RAM at [gpa, gpa + size), in stage 2.
+    bool protect(u64 gpa, u64 size, stage2::Stage2Access access);
+    // The exit that ended the guest (valid once it has ended).
+    const ExitInfo& ending_exit() const { return ending_exit_; }
+
     // Runs until the guest ends (its end) or `max_exits` exits have been handled since it was
     // created (ExitBudget; a later call goes on from there).
     GuestEnd run(u64 max_exits);
@@ -66,6 +71,7 @@ private:
     GuestEnd end_ = GuestEnd::Running;
     u64 exits_ = 0;
     bool relay_stats_ = false;
+    ExitInfo ending_exit_{};
 };
 
 }  // namespace lamina

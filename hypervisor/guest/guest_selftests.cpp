@@ -106,6 +106,28 @@ LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when an
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
+LAMINA_SELFTEST("guest stage2_protect: a read-only page in stage 2 reads, and a write to it ends the guest") {
+    constexpr u64 kProtectedPage = 0x300000;  // tests/guests/stage2_protect
+    const u8* image;
+    usize size;
+    if (!t.expect(boot_modules::find("stage2_protect", &image, &size), "no boot module named stage2_protect")) return;
+    u64 free_before = memory::stats().free_bytes;
+    Guest* guest = Guest::create_pvh("stage2_protect", image, size, kGuestRam);
+    if (!t.expect(guest != nullptr, "the guest could not be created")) return;
+    t.expect(guest->protect(kProtectedPage, 4096, {.read = true, .write = false, .execute = false}),
+             "stage 2 refused to write-protect the page");
+    GuestEnd end = guest->run(kExitBudget);
+    const ExitInfo& exit = guest->ending_exit();
+    t.expect(end == GuestEnd::Stage2Fault, "the guest ended with \"{}\"", guest_end_name(end));
+    t.expect(exit.reason == ExitReason::Stage2Fault && exit.stage2.guest_physical == kProtectedPage &&
+                 exit.stage2.write && !exit.stage2.misconfigured,
+             "the fault named {:#x} write={}", exit.stage2.guest_physical, exit.stage2.write);
+    t.expect(guest->console().plan > 0 && guest->console().ok_lines == guest->console().plan,
+             "the guest's read check failed: {}", guest->console().first_failure);
+    Guest::destroy(guest);
+    t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
+}
+
 LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {
     GuestConsole console;
     run_test_guest(t, "triple_fault", GuestEnd::TripleFault, &console);
