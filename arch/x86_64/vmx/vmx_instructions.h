@@ -7,40 +7,51 @@
 
 namespace lamina::vmx {
 
-inline bool vmread(Field field, u64* value) {
-    bool failed;
+// VMREAD of a field of the current VMCS. It fails only without a current VMCS or for a field
+// the CPU lacks, and then leaves the destination as it was: 0 here. Register operands only: a
+// local whose address an asm takes would cost every caller a stack-protector check.
+inline u64 vmread(Field field) {
+    u64 value = 0;
     asm volatile("vmread %[field], %[value]"
-                 : [value] "=r"(*value), "=@ccbe"(failed)
+                 : [value] "+r"(value)
                  : [field] "r"(u64{static_cast<u32>(field)})
                  : "cc");
-    return !failed;
+    return value;
 }
 
 inline bool vmwrite(Field field, u64 value) {
     bool failed;
     asm volatile("vmwrite %[value], %[field]"
                  : "=@ccbe"(failed)
-                 : [field] "r"(u64{static_cast<u32>(field)}), [value] "rm"(value)
+                 : [field] "r"(u64{static_cast<u32>(field)}), [value] "r"(value)
                  : "cc", "memory");
     return !failed;
 }
 
-inline bool vmclear(u64 vmcs_phys) {
+// The address operands are references: the instruction reads the caller's own variable, not a
+// copy on the stack.
+inline bool vmclear(const u64& vmcs_phys) {
     bool failed;
     asm volatile("vmclear %[vmcs]" : "=@ccbe"(failed) : [vmcs] "m"(vmcs_phys) : "cc", "memory");
     return !failed;
 }
 
-inline bool vmptrld(u64 vmcs_phys) {
+inline bool vmptrld(const u64& vmcs_phys) {
     bool failed;
     asm volatile("vmptrld %[vmcs]" : "=@ccbe"(failed) : [vmcs] "m"(vmcs_phys) : "cc", "memory");
     return !failed;
 }
 
-// The physical address of the current VMCS, ~0 when there is none.
+// The physical address of the current VMCS, ~0 when there is none. VMPTRST stores only to
+// memory: a slot pushed for it here, as a local would cost the caller a stack-protector check.
 inline u64 vmptrst() {
     u64 vmcs_phys;
-    asm volatile("vmptrst %[vmcs]" : [vmcs] "=m"(vmcs_phys) : : "memory");
+    asm volatile("subq $8, %%rsp\n\t"
+                 "vmptrst (%%rsp)\n\t"
+                 "popq %[vmcs]"
+                 : [vmcs] "=r"(vmcs_phys)
+                 :
+                 : "memory");
     return vmcs_phys;
 }
 

@@ -261,6 +261,7 @@ private:
 
     // Every public entry point first makes this vCPU's VMCS the current one.
     void make_current() const;
+    void load_vmcs() const;
     void log_vmptrld_failed() const;
     void write_failed(Field field, u64 value);
     u64 read(Field field) const;
@@ -287,11 +288,14 @@ private:
     bool in_64bit_mode() const;
 
     bool decode_exit(u32 reason, ExitInfo& info);
+    bool decode_rare_exit(ExitInfo& info);
     bool decode_exception_or_nmi(ExitInfo& info);
     bool complete_cr_access(ExitInfo& info);
     CrWrite write_cr0_checked(u64 value);
     CrWrite write_cr4_checked(u64 value);
-    void requeue_interrupted_event();
+    void requeue_interrupted_event(u32 vectoring);
+    void entry_instruction_failed(u64 result, ExitInfo& info);
+    void entry_failed_on_load(u32 reason, ExitInfo& info);
     ExitInfo entry_failed(const char* failure, u64 exit_reason, u64 qualification);
     void log_vmcs_state() const;
 
@@ -321,7 +325,12 @@ VmxVcpu::~VmxVcpu() {
 
 void VmxVcpu::make_current() const {
     LAMINA_ASSERT(this_cpu()->index == home_cpu_);
-    if (vmptrst() != vmcs_phys_ && !vmptrld(vmcs_phys_)) log_vmptrld_failed();
+    if (vmptrst() != vmcs_phys_) [[unlikely]] load_vmcs();
+}
+
+// Another vCPU's VMCS was current on this CPU.
+[[gnu::noinline]] void VmxVcpu::load_vmcs() const {
+    if (!vmptrld(vmcs_phys_)) log_vmptrld_failed();
 }
 
 // The failure reports stay out of line: inlined, their argument arrays would cost every caller
@@ -331,11 +340,7 @@ void VmxVcpu::make_current() const {
                instruction_error_text(read(Field::VmInstructionError)));
 }
 
-u64 VmxVcpu::read(Field field) const {
-    u64 value = 0;
-    vmread(field, &value);
-    return value;
-}
+u64 VmxVcpu::read(Field field) const { return vmread(field); }
 
 void VmxVcpu::write(Field field, u64 value) {
     if (!vmwrite(field, value)) [[unlikely]] write_failed(field, value);
@@ -646,48 +651,68 @@ ExitInfo VmxVcpu::run() {
     // one taken after the exit would find the guest's registers half stored.
     LAMINA_ASSERT(!x86::interrupts_enabled());
     make_current();
+    // Built in the caller's slot (every return returns it), so run() keeps no copy on its stack.
+    // Not zeroed as a whole: decode_exit fills what the core reads for the reason.
+    ExitInfo info;
     for (;;) {
         // The VMCS holds the guest's RSP: written only when the core changed the slot.
-        if (gprs_[static_cast<u8>(Gpr::Rsp)] != vmcs_rsp_) {
+        if (gprs_[static_cast<u8>(Gpr::Rsp)] != vmcs_rsp_) [[unlikely]] {
             write(Field::GuestRsp, gprs_[static_cast<u8>(Gpr::Rsp)]);
             vmcs_rsp_ = gprs_[static_cast<u8>(Gpr::Rsp)];
         }
-        if (x86::read_cr2() != cr2_) x86::write_cr2(cr2_);
+        if (x86::read_cr2() != cr2_) [[unlikely]] x86::write_cr2(cr2_);
         const u64 result = vmx_enter(gprs_, launched_);
         cr2_ = x86::read_cr2();
-        if (result == 1) {
-            const u64 error = read(Field::VmInstructionError);
-            log::error("vmx: {} failed: VM-instruction error {} ({})", launched_ ? "VMRESUME" : "VMLAUNCH",
-                       error, instruction_error_text(error));
-            return entry_failed(instruction_error_text(error), 0, 0);
+        if (result != 0) [[unlikely]] {
+            entry_instruction_failed(result, info);
+            return info;
         }
-        if (result == 2) return entry_failed("VMLAUNCH/VMRESUME without a current VMCS", 0, 0);
 
         vmcs_rsp_ = read(Field::GuestRsp);
         gprs_[static_cast<u8>(Gpr::Rsp)] = vmcs_rsp_;
         const u32 reason = static_cast<u32>(read(Field::ExitReason));
-        if (reason & kExitReasonEntryFailure) {
-            const u64 qualification = read(Field::ExitQualification);
-            const char* failure;
-            switch (static_cast<BasicExit>(reason & kBasicExitMask)) {
-                case BasicExit::InvalidGuestState: failure = "VM entry failed: invalid guest state"; break;
-                case BasicExit::MsrLoading: failure = "VM entry failed: MSR loading"; break;
-                case BasicExit::MachineCheckDuringEntry: failure = "VM entry failed: machine check"; break;
-                default: failure = "VM entry failed"; break;
-            }
-            log::error("vmx: {} (exit reason {:#x}, qualification {:#x})", failure, reason, qualification);
-            return entry_failed(failure, reason & kBasicExitMask, qualification);
+        if (reason & kExitReasonEntryFailure) [[unlikely]] {
+            entry_failed_on_load(reason, info);
+            return info;
         }
         // Only a successful entry launches the VMCS (SDM Vol. 3C 27.8).
         launched_ = true;
-        // Not zeroed as a whole: decode_exit fills what the core reads for the reason.
-        ExitInfo info;
-        info.failure = nullptr;
+        // An exit in the middle of delivering an event to the guest (an EPT violation on the
+        // IDT, a host interrupt) would lose the event.
+        const u32 vectoring = static_cast<u32>(read(Field::IdtVectoringInfo));
+        if (vectoring & interruption::kValid) [[unlikely]] requeue_interrupted_event(vectoring);
         if (decode_exit(reason, info)) return info;
     }
 }
 
-ExitInfo VmxVcpu::entry_failed(const char* failure, u64 exit_reason, u64 qualification) {
+// The failure paths stay out of run(): their logging would otherwise cost every exit a bigger
+// stack frame and a stack-protector check.
+[[gnu::cold, gnu::noinline]] void VmxVcpu::entry_instruction_failed(u64 result, ExitInfo& info) {
+    if (result == 2) {
+        info = entry_failed("VMLAUNCH/VMRESUME without a current VMCS", 0, 0);
+        return;
+    }
+    const u64 error = read(Field::VmInstructionError);
+    log::error("vmx: {} failed: VM-instruction error {} ({})", launched_ ? "VMRESUME" : "VMLAUNCH", error,
+               instruction_error_text(error));
+    info = entry_failed(instruction_error_text(error), 0, 0);
+}
+
+[[gnu::cold, gnu::noinline]] void VmxVcpu::entry_failed_on_load(u32 reason, ExitInfo& info) {
+    const u64 qualification = read(Field::ExitQualification);
+    const char* failure;
+    switch (static_cast<BasicExit>(reason & kBasicExitMask)) {
+        case BasicExit::InvalidGuestState: failure = "VM entry failed: invalid guest state"; break;
+        case BasicExit::MsrLoading: failure = "VM entry failed: MSR loading"; break;
+        case BasicExit::MachineCheckDuringEntry: failure = "VM entry failed: machine check"; break;
+        default: failure = "VM entry failed"; break;
+    }
+    log::error("vmx: {} (exit reason {:#x}, qualification {:#x})", failure, reason, qualification);
+    info = entry_failed(failure, reason & kBasicExitMask, qualification);
+}
+
+[[gnu::cold, gnu::noinline]] ExitInfo VmxVcpu::entry_failed(const char* failure, u64 exit_reason,
+                                                             u64 qualification) {
     log_vmcs_state();
     ExitInfo info{};
     info.reason = ExitReason::InvalidState;
@@ -697,7 +722,7 @@ ExitInfo VmxVcpu::entry_failed(const char* failure, u64 exit_reason, u64 qualifi
     return info;
 }
 
-void VmxVcpu::log_vmcs_state() const {
+[[gnu::cold, gnu::noinline]] void VmxVcpu::log_vmcs_state() const {
     log::error("vmx:   rip {:#x} rsp {:#x} rflags {:#x} efer {:#x} activity {} interruptibility {:#x}",
                read(Field::GuestRip), read(Field::GuestRsp), read(Field::GuestRflags),
                read(Field::GuestEfer), read(Field::GuestActivityState),
@@ -728,37 +753,45 @@ void VmxVcpu::log_vmcs_state() const {
                read(Field::VmEntryControls), read(Field::EptPointer), read(Field::VirtualProcessorId));
 }
 
-// Fills `info`; false when the backend completed the exit itself and the guest runs on.
+// Fills `info`; false when the backend completed the exit itself and the guest runs on. The
+// core reads only the union member the reason names, and the failure text only for
+// InvalidState.
 bool VmxVcpu::decode_exit(u32 reason, ExitInfo& info) {
-    info.hardware_code = reason & kBasicExitMask;
-    requeue_interrupted_event();
+    const u32 basic = reason & kBasicExitMask;
+    info.hardware_code = basic;
     // These exits have no exit qualification: the CPU clears it (SDM Vol. 3C 28.2.1), so it
     // is not read.
     info.qualification = 0;
-    switch (static_cast<BasicExit>(info.hardware_code)) {
+    switch (static_cast<BasicExit>(basic)) {
+        case BasicExit::Cpuid: info.reason = ExitReason::Cpuid; return true;
+        case BasicExit::Rdmsr: info.reason = ExitReason::MsrRead; return true;
+        case BasicExit::Wrmsr: info.reason = ExitReason::MsrWrite; return true;
+        case BasicExit::Vmcall: info.reason = ExitReason::Hypercall; return true;
         case BasicExit::ExternalInterrupt: info.reason = ExitReason::ExternalInterrupt; return true;
         case BasicExit::TripleFault: info.reason = ExitReason::TripleFault; return true;
         case BasicExit::InterruptWindow: info.reason = ExitReason::InterruptWindow; return true;
-        case BasicExit::Cpuid: info.reason = ExitReason::Cpuid; return true;
         case BasicExit::Hlt: info.reason = ExitReason::Hlt; return true;
-        case BasicExit::Vmcall: info.reason = ExitReason::Hypercall; return true;
-        case BasicExit::Rdmsr: info.reason = ExitReason::MsrRead; return true;
-        case BasicExit::Wrmsr: info.reason = ExitReason::MsrWrite; return true;
         case BasicExit::Xsetbv: info.reason = ExitReason::Xsetbv; return true;
-        default: break;
+        case BasicExit::IoInstruction: {
+            // Exit qualification for I/O instructions (SDM Vol. 3C table 28-5).
+            const u64 q = read(Field::ExitQualification);
+            info.qualification = q;
+            info.reason = ExitReason::Io;
+            info.io = IoExit{static_cast<u16>(q >> 16), static_cast<u8>((q & 7) + 1), (q & 8) != 0,
+                             (q & 16) != 0, (q & 32) != 0};
+            return true;
+        }
+        default: return decode_rare_exit(info);
     }
+}
+
+[[gnu::noinline]] bool VmxVcpu::decode_rare_exit(ExitInfo& info) {
     info.qualification = read(Field::ExitQualification);
     const u64 q = info.qualification;
     switch (static_cast<BasicExit>(info.hardware_code)) {
         case BasicExit::ExceptionOrNmi: return decode_exception_or_nmi(info);
         case BasicExit::Invlpg: info.reason = ExitReason::Invlpg; return true;
         case BasicExit::ControlRegisterAccess: return complete_cr_access(info);
-        case BasicExit::IoInstruction:
-            // Exit qualification for I/O instructions (SDM Vol. 3C table 28-5).
-            info.reason = ExitReason::Io;
-            info.io = IoExit{static_cast<u16>(q >> 16), static_cast<u8>((q & 7) + 1), (q & 8) != 0,
-                             (q & 16) != 0, (q & 32) != 0};
-            return true;
         case BasicExit::EptViolation:
         case BasicExit::EptMisconfiguration: {
             // Bits 2:0 of an EPT-violation qualification: the access was a read, write, fetch
@@ -789,12 +822,9 @@ bool VmxVcpu::decode_exception_or_nmi(ExitInfo& info) {
     return true;
 }
 
-// An exit in the middle of delivering an event to the guest (an EPT violation on the IDT, a host
-// interrupt) would lose the event: it goes into the next entry instead (SDM Vol. 3C 28.2.4).
-// inject_exception replaces it.
-void VmxVcpu::requeue_interrupted_event() {
-    const u32 vectoring = static_cast<u32>(read(Field::IdtVectoringInfo));
-    if (!(vectoring & interruption::kValid)) return;
+// The event whose delivery the exit interrupted goes into the next entry instead (SDM Vol. 3C
+// 28.2.4); inject_exception replaces it.
+[[gnu::noinline]] void VmxVcpu::requeue_interrupted_event(u32 vectoring) {
     write(Field::VmEntryInterruptionInfo,
           vectoring & (interruption::kVectorMask | interruption::kTypeMask |
                        interruption::kErrorCodeValid | interruption::kValid));
