@@ -69,16 +69,17 @@ GuestEnd ExitHandler::cpuid(Vcpu& vcpu) {
 GuestEnd ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
     if (io.string) return GuestEnd::Unhandled;  // INS/OUTS are not emulated yet
     u64 rax = vcpu.gpr(Gpr::Rax);
-    if (!io.in && io.port == kDebugConsolePort) {
-        for (u8 i = 0; i < io.size; ++i) host_.console_byte(static_cast<char>(rax >> (8 * i)));
-    } else {
-        if (io.in) {
-            // Unclaimed ports float high. A 32-bit IN zero-extends into RAX; 8 and 16-bit keep
-            // the rest of it (SDM Vol. 1 3.4.1.1).
-            u64 ones = io.size == 4 ? 0xffffffff : (u64{1} << (8 * io.size)) - 1;
-            u64 kept = io.size == 4 ? 0 : rax & ~ones;
-            vcpu.set_gpr(Gpr::Rax, kept | ones);
-        }
+    const u64 width = io.size == 4 ? 0xffffffff : (u64{1} << (8 * io.size)) - 1;
+    IoPortHandler* handler = ports_.find(io.port, io.size);
+    if (handler && !io.in) {
+        handler->write(io.port, io.size, static_cast<u32>(rax & width));
+    } else if (io.in) {
+        // The handler's value, or all ones: an unclaimed port floats high. A 32-bit IN
+        // zero-extends into RAX; 8 and 16-bit keep the rest of it (SDM Vol. 1 3.4.1.1).
+        u64 value = handler ? handler->read(io.port, io.size) & width : width;
+        vcpu.set_gpr(Gpr::Rax, io.size == 4 ? value : (rax & ~width) | value);
+    }
+    if (!handler) {
         // A guest probing for hardware is normal: reported, rate-limited (writes are dropped).
         u64 n = ++unclaimed_io_;
         if (n <= kUnclaimedIoReported || n % 4096 == 0) [[unlikely]] host_.unclaimed_io(io, n);

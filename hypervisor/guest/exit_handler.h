@@ -1,10 +1,11 @@
 // The core's answers to a guest's exits, through the vendor-neutral vCPU only: CPUID by the
-// domain's policy, port I/O (the debug console at 0xE9; unclaimed ports float high), the MSR
+// domain's policy, port I/O (to the domain's port handlers; unclaimed ports float high), the MSR
 // allow-list, XSETBV, hypercalls, HLT and the exits that end a guest. Hardware-independent, so
 // Catch2 drives it with a fake vCPU; what touches the machine goes through ExitHost.
 #pragma once
 
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/guest/io_ports.h>
 #include <hypervisor/vcpu.h>
 
 namespace lamina {
@@ -24,7 +25,6 @@ const char* guest_end_name(GuestEnd end);
 // What exit handling needs from the machine and from the guest's owner.
 class ExitHost {
 public:
-    virtual void console_byte(char c) = 0;
     // XCR0 is not switched by VM entry or exit: the new value must be loaded now.
     virtual void load_xcr0(u64 value) = 0;
     // A host interrupt arrived while the guest ran and is still pending: take it.
@@ -38,10 +38,10 @@ protected:
 
 class ExitHandler {
 public:
-    static constexpr u16 kDebugConsolePort = 0xe9;  // the Bochs/QEMU/Xen debug-console convention
     static constexpr u64 kUnclaimedIoReported = 8;  // the first accesses, then every 4096th
 
-    ExitHandler(const cpuid::CpuidPolicy& cpuid, ExitHost& host) : cpuid_(cpuid), host_(host) {}
+    ExitHandler(const cpuid::CpuidPolicy& cpuid, const IoPortMap& ports, ExitHost& host)
+        : cpuid_(cpuid), ports_(ports), host_(host) {}
 
     // Handles one exit; Running while the guest may go on.
     GuestEnd handle(Vcpu& vcpu, const ExitInfo& exit);
@@ -58,6 +58,7 @@ private:
     [[gnu::noinline]] GuestEnd xsetbv(Vcpu& vcpu);
 
     const cpuid::CpuidPolicy& cpuid_;
+    const IoPortMap& ports_;
     ExitHost& host_;
     u64 xcr0_ = cpuid::xcr0::kX87;  // the reset value
     u64 unclaimed_io_ = 0;

@@ -26,7 +26,9 @@ stage2::Stage2Format machine_stage2_format() {
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory), exits_handler_(cpuid_, *this) {}
+      stage2_(machine_stage2_format(), stage2::frame_table_memory), exits_handler_(cpuid_, ports_, *this) {
+    ports_.claim(DebugConsole::kPort, 1, debug_console_);
+}
 
 Guest::~Guest() {
     if (vcpu_) virt::destroy_vcpu(vcpu_);

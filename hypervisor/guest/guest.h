@@ -53,8 +53,8 @@ private:
     bool load_pvh(const u8* image, usize image_size, u64* entry);
     void* guest_memory(u64 gpa, u64 size);
     void finish(GuestEnd why, const ExitInfo& exit);
+    void console_byte(char c);
     // ExitHost
-    void console_byte(char c) override;
     void load_xcr0(u64 value) override;
     void take_host_interrupts() override;
     void unclaimed_io(const IoExit& io, u64 count) override;
@@ -64,6 +64,22 @@ private:
     u64 ram_bytes_;
     stage2::GuestSpace stage2_;
     cpuid::CpuidPolicy cpuid_;
+    // Port 0xE9, the Bochs/QEMU/Xen debug-console convention: writes are the guest's console,
+    // reads answer 0xE9 so a guest can tell the console is there.
+    class DebugConsole final : public IoPortHandler {
+    public:
+        static constexpr u16 kPort = 0xe9;
+        explicit DebugConsole(Guest& guest) : guest_(guest) {}
+        u32 read(u16, u8) override { return kPort; }
+        void write(u16, u8 size, u32 value) override {
+            for (u8 i = 0; i < size; ++i) guest_.console_byte(static_cast<char>(value >> (8 * i)));
+        }
+
+    private:
+        Guest& guest_;
+    };
+    DebugConsole debug_console_{*this};
+    IoPortMap ports_;
     ExitHandler exits_handler_;
     x86::ExtendedState fpu_;
     Vcpu* vcpu_ = nullptr;

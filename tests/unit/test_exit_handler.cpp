@@ -41,12 +41,10 @@ public:
 
 class FakeHost final : public ExitHost {
 public:
-    void console_byte(char c) override { console += c; }
     void load_xcr0(u64 value) override { xcr0_loads.push_back(value); }
     void take_host_interrupts() override { ++interrupt_windows; }
     void unclaimed_io(const IoExit& io, u64 count) override { reported.push_back(count); }
 
-    std::string console;
     std::vector<u64> xcr0_loads;
     int interrupt_windows = 0;
     std::vector<u64> reported;
@@ -66,8 +64,21 @@ public:
     }
 };
 
+// A console on one port, like the guest's debug console, and a 4-port device that records.
+class FakeConsole final : public IoPortHandler {
+public:
+    u32 read(u16 port, u8) override { return port; }
+    void write(u16, u8 size, u32 value) override {
+        for (u8 i = 0; i < size; ++i) text += static_cast<char>(value >> (8 * i));
+    }
+    std::string text;
+};
+
 struct Fixture {
-    Fixture() { REQUIRE(policy.init(HostWithXsave{}, {}) == cpuid::Status::Ok); }
+    Fixture() {
+        REQUIRE(policy.init(HostWithXsave{}, {}) == cpuid::Status::Ok);
+        REQUIRE(ports.claim(0xe9, 1, console) == IoPortMap::Status::Ok);
+    }
     GuestEnd exit(ExitReason reason) {
         ExitInfo info{};
         info.reason = reason;
@@ -80,9 +91,11 @@ struct Fixture {
         return handler.handle(vcpu, info);
     }
     cpuid::CpuidPolicy policy;
+    FakeConsole console;
+    IoPortMap ports;
     FakeHost host;
     FakeVcpu vcpu;
-    ExitHandler handler{policy, host};
+    ExitHandler handler{policy, ports, host};
 };
 
 }  // namespace
@@ -119,15 +132,18 @@ TEST_CASE_METHOD(Fixture, "exits: unclaimed ports read all ones with the width o
     CHECK(vcpu.advanced == 3);
 }
 
-TEST_CASE_METHOD(Fixture, "exits: port 0xE9 is the console; other writes are dropped and reported, rate-limited") {
-    vcpu.set_gpr(Gpr::Rax, 'h');
+TEST_CASE_METHOD(Fixture, "exits: claimed ports go to their handler; other writes are dropped and reported, rate-limited") {
+    vcpu.set_gpr(Gpr::Rax, 0xffffff00 | 'h');  // only the access's width reaches the handler
     io(0xe9, 1, false);
     vcpu.set_gpr(Gpr::Rax, 0x0a6b6f);  // "ok\n" in a 32-bit OUT: its low 3 bytes, then a NUL
     io(0xe9, 4, false);
-    CHECK(host.console == std::string("hok\n\0", 5));
-    CHECK(host.reported.empty());
+    CHECK(console.text == std::string("h") );  // a 4-byte access at 0xe9 straddles the hole after it
+    vcpu.set_gpr(Gpr::Rax, 0x1122334455667788);
+    io(0xe9, 1, true);
+    CHECK(vcpu.gpr(Gpr::Rax) == 0x11223344556677e9);  // the handler's byte, the rest of RAX kept
+    CHECK(host.reported.size() == 1);  // the straddling write
 
-    for (int i = 0; i < 10000; ++i) io(0x80, 1, false);
+    for (int i = 0; i < 9999; ++i) io(0x80, 1, false);
     CHECK(handler.unclaimed_io() == 10000);
     CHECK(host.reported == std::vector<u64>{1, 2, 3, 4, 5, 6, 7, 8, 4096, 8192});
 }
@@ -208,4 +224,29 @@ TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits
     CHECK(exit(ExitReason::InvalidState) == GuestEnd::InvalidState);
     CHECK(exit(ExitReason::Exception) == GuestEnd::Unhandled);
     CHECK(exit(ExitReason::Other) == GuestEnd::Unhandled);
+}
+
+TEST_CASE("io ports: claims, overlaps, straddling accesses, release") {
+    IoPortMap map;
+    FakeConsole a, b;
+    CHECK(map.claim(0x3f8, 8, a) == IoPortMap::Status::Ok);
+    CHECK(map.claim(0x3f8, 0, b) == IoPortMap::Status::Empty);
+    CHECK(map.claim(0x3ff, 1, b) == IoPortMap::Status::Overlaps);
+    CHECK(map.claim(0x3f0, 9, b) == IoPortMap::Status::Overlaps);
+    CHECK(map.claim(0xfffe, 3, b) == IoPortMap::Status::Wraps);
+    CHECK(map.claim(0xffff, 1, b) == IoPortMap::Status::Ok);
+    CHECK(map.claim(0x400, 4, b) == IoPortMap::Status::Ok);  // adjacent is fine
+    CHECK(map.find(0x3f8, 1) == &a);
+    CHECK(map.find(0x3fc, 4) == &a);
+    CHECK(map.find(0x3fe, 4) == nullptr);  // straddles two owners
+    CHECK(map.find(0x3f7, 2) == nullptr);  // starts in a hole
+    CHECK(map.find(0xffff, 1) == &b);
+    CHECK(map.find(0xffff, 2) == nullptr);  // runs past the last port
+    CHECK(map.release(0x3f8));
+    CHECK_FALSE(map.release(0x3f8));
+    CHECK(map.find(0x3f8, 1) == nullptr);
+    for (u16 i = 0; map.claim(static_cast<u16>(0x1000 + i * 2), 1, a) == IoPortMap::Status::Ok; ++i) {
+        REQUIRE(i < IoPortMap::kMaxRanges);
+    }
+    CHECK(map.claim(0x8000, 1, a) == IoPortMap::Status::Full);
 }

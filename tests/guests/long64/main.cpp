@@ -26,6 +26,7 @@ extern "C" void guest_main(u64 start_info) {
     t.expect(inw(0x1234) == 0xffff, "io: an unclaimed port reads all ones (word)");
     t.expect(inl(0x1234) == 0xffffffff, "io: an unclaimed port reads all ones (dword)");
     outb(0x1234, 0x55);  // dropped
+    t.expect(inb(0xe9) == 0xe9, "io: the debug console at port 0xE9 answers 0xE9");
     t.expect(start_info != 0, "pvh: EBX held the start info address");
 
     u64 efer_lo, efer_hi;
