@@ -24,12 +24,4 @@ bool IoPortMap::release(u16 first) {
     return false;
 }
 
-IoPortHandler* IoPortMap::find(u16 port, u8 size) const {
-    u32 end = u32{port} + size;
-    for (usize i = 0; i < count_; ++i) {
-        if (port >= ranges_[i].first && end <= ranges_[i].end) return ranges_[i].handler;
-    }
-    return nullptr;
-}
-
 }  // namespace lamina

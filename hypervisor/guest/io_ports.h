@@ -27,7 +27,13 @@ public:
     bool release(u16 first);
     // The handler owning every port of the access [port, port + size), or null: an access that
     // straddles two ranges, or a range and a hole, belongs to nobody.
-    IoPortHandler* find(u16 port, u8 size) const;
+    IoPortHandler* find(u16 port, u8 size) const {
+        const u32 end = u32{port} + size;
+        for (usize i = 0; i < count_; ++i) {
+            if (port >= ranges_[i].first && end <= ranges_[i].end) return ranges_[i].handler;
+        }
+        return nullptr;
+    }
 
 private:
     struct Range {
