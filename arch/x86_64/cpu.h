@@ -2,6 +2,7 @@
 // goes through these, so portable code never contains inline assembly.
 #pragma once
 
+#include <arch/x86_64/registers.h>
 #include <lamina/types.h>
 
 namespace lamina::x86 {
@@ -123,8 +124,5 @@ constexpr u32 kVmCr = 0xc0010114;
 constexpr u32 kVmHsavePa = 0xc0010117;
 }  // namespace msr
 
-constexpr u64 kEferSvme = 1u << 12;
-constexpr u64 kCr4Vmxe = 1u << 13;
-constexpr u64 kCr4Osxsave = 1u << 18;
 
 }  // namespace lamina::x86

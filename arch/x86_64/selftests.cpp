@@ -8,9 +8,12 @@
 #include <hypervisor/selftest.h>
 #include <hypervisor/time.h>
 #include <hypervisor/virt.h>
+#include <arch/x86_64/registers.h>
 
 namespace lamina {
 namespace {
+
+using namespace x86;
 
 void count_ipi() { this_cpu()->ipi_count.fetch_add(1); }
 
@@ -78,10 +81,9 @@ LAMINA_SELFTEST("virt: every online CPU has its virtualization extension on") {
 
 namespace lamina {
 namespace {
-constexpr u64 kCr0CacheDisable = 1u << 30, kCr0NotWriteThrough = 1u << 29;
 Atomic<u32> cpus_with_caching_off{0};
 void count_caching_off() {
-    if (x86::read_cr0() & (kCr0CacheDisable | kCr0NotWriteThrough)) cpus_with_caching_off.fetch_add(1);
+    if (x86::read_cr0() & (kCr0Cd | kCr0Nw)) cpus_with_caching_off.fetch_add(1);
 }
 }  // namespace
 

@@ -1,13 +1,14 @@
 #include <hypervisor/guest/exit_handler.h>
+#include <arch/x86_64/registers.h>
 
 namespace lamina {
 namespace {
 
+using namespace x86;
+
 constexpr u32 kMsrEfer = 0xc0000080;
 // EFER bits a guest may set: SCE, LME, NXE. LMA is the CPU's; SVME is never the guest's.
-constexpr u64 kEferGuestWritable = (1u << 0) | (1u << 8) | (1u << 11);
-constexpr u64 kEferLma = 1u << 10;
-constexpr u64 kCr4Osxsave = 1u << 18;
+constexpr u64 kEferGuestWritable = kEferSce | kEferLme | kEferNxe;
 constexpr u8 kGeneralProtection = 13;
 constexpr u64 kEnosys = static_cast<u64>(-38);
 

@@ -12,9 +12,12 @@
 #include <hypervisor/time.h>
 #include <hypervisor/virt.h>
 #include <lamina/string.h>
+#include <arch/x86_64/registers.h>
 
 namespace lamina {
 namespace {
+
+using namespace x86;
 
 using selftest::Context;
 
@@ -22,11 +25,7 @@ constexpr u64 kCodeAddress = 0x1000;
 constexpr u16 kAsid = 1;
 constexpr u32 kMaxHostInterrupts = 1000;
 
-constexpr u64 kCr0Pe = 1u << 0;
-constexpr u64 kCr0Et = 1u << 4;
-constexpr u64 kCr0Nw = 1u << 29;
 constexpr u64 kEferReservedBit2 = 1u << 2;
-constexpr u64 kRflagsInterrupt = 1u << 9;
 
 using GuestMemory = stage2::ScratchGuestMemory;
 

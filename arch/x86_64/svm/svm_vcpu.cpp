@@ -6,6 +6,7 @@
 // (-mgeneral-regs-only), so the guest's registers survive its exits untouched. Two guests on
 // one CPU would share them; switching comes with the scheduler.
 #include <arch/x86_64/svm/svm_vcpu.h>
+#include <arch/x86_64/registers.h>
 
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/svm/svm_capabilities.h>
@@ -23,18 +24,11 @@ extern "C" void svm_run_guest(lamina::u64 vmcb_phys, lamina::u64 host_area_phys,
 namespace lamina::svm {
 namespace {
 
+using namespace x86;
+
 constexpr usize kIopmFrames = 3;   // 12 KiB (15.10.1)
 constexpr usize kMsrpmFrames = 2;  // 8 KiB (15.11)
 
-constexpr u64 kCr0Pe = u64{1} << 0;
-constexpr u64 kCr0Et = u64{1} << 4;
-constexpr u64 kCr0Nw = u64{1} << 29;
-constexpr u64 kCr0Cd = u64{1} << 30;
-constexpr u64 kCr0Pg = u64{1} << 31;
-constexpr u64 kCr4Pae = u64{1} << 5;
-constexpr u64 kEferLme = u64{1} << 8;
-constexpr u64 kEferLma = u64{1} << 10;
-constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always reads as one
 constexpr u64 kDr6Reset = 0xffff0ff0;
 constexpr u64 kDr7Reset = 0x400;
 constexpr u64 kRealModeLimit = 1 * MiB;  // CS:IP reaches no further
@@ -322,7 +316,7 @@ void SvmVcpu::init_guest_state(const EntryState& entry) {
     s.rip = real ? entry.rip & 0xf : entry.rip;
     s.cr0 = real ? kCr0Et : kCr0Et | kCr0Pe;
     s.efer = x86::kEferSvme;
-    s.rflags = kRflagsReserved1;
+    s.rflags = kRflagsFixed;
     s.dr6 = kDr6Reset;
     s.dr7 = kDr7Reset;
     s.g_pat = kPatPowerOn;

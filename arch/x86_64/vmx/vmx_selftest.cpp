@@ -17,9 +17,12 @@
 #include <hypervisor/virt.h>
 #include <lamina/spinlock.h>
 #include <lamina/string.h>
+#include <arch/x86_64/registers.h>
 
 namespace lamina {
 namespace {
+
+using namespace x86;
 
 using selftest::Context;
 
@@ -29,12 +32,6 @@ constexpr u64 kEntryRsp = 0x8000;
 constexpr u16 kVpid = 1;
 constexpr u64 kOtherCpuTimeoutUs = 10000000;
 
-constexpr u64 kCr0Pe = 1u << 0;
-constexpr u64 kCr0Et = 1u << 4;
-constexpr u64 kCr0Ne = 1u << 5;
-constexpr u64 kCr0Pg = 1u << 31;
-constexpr u64 kEferLme = 1u << 8;
-constexpr u64 kEferLma = 1u << 10;
 constexpr u16 kAccessLongMode = 1u << 13;
 
 using GuestMemory = stage2::ScratchGuestMemory;

@@ -2,6 +2,7 @@
 // control-register bits the backend owns. Section numbers: SDM Vol. 3C of 2023 (VMCS chapter 25,
 // VM entries 27, VM exits 28, EPT 29, VMX instructions 31).
 #include <arch/x86_64/vmx/vmx_vcpu.h>
+#include <arch/x86_64/registers.h>
 
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/descriptors.h>
@@ -22,24 +23,13 @@ extern "C" char vmx_exit[];
 namespace lamina {
 namespace {
 
+using namespace x86;
+
 using namespace vmx;
 
-constexpr u64 kCr0Pe = u64{1} << 0;
-constexpr u64 kCr0Ts = u64{1} << 3;
-constexpr u64 kCr0Et = u64{1} << 4;
-constexpr u64 kCr0Ne = u64{1} << 5;
-constexpr u64 kCr0Nw = u64{1} << 29;
-constexpr u64 kCr0Cd = u64{1} << 30;
-constexpr u64 kCr0Pg = u64{1} << 31;
 // LMSW writes PE, MP, EM and TS, and can set PE but not clear it.
 constexpr u64 kCr0LmswBits = 0xf;
-constexpr u64 kCr4Pse = u64{1} << 4;
-constexpr u64 kCr4Pae = u64{1} << 5;
-constexpr u64 kCr4Pge = u64{1} << 7;
-constexpr u64 kCr4Smep = u64{1} << 20;
 constexpr u64 kCr8Bits = 0xf;
-constexpr u64 kEferLme = u64{1} << 8;
-constexpr u64 kEferLma = u64{1} << 10;
 constexpr u64 kRflagsFixed = u64{1} << 1;
 constexpr u64 kDr7Reset = 0x400;
 constexpr u64 kPatPowerOn = 0x0007040600070406;  // SDM Vol. 3A "IA32_PAT MSR"
