@@ -19,6 +19,8 @@ struct PerCpu {
     Atomic<u32> ipi_count;  // test IPIs received (self-test)
     Atomic<u32> timer_ticks;
     bool virtualization_on;
+    // The VMX vCPU whose KERNEL_GS_BASE and SYSCALL MSRs are in this CPU (arch/x86_64/vmx).
+    void* lazy_msr_owner;
     // Work handed to this CPU's idle loop (smp::start_on): runs in thread context.
     void (*work)(void*);
     void* work_argument;

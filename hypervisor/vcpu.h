@@ -4,6 +4,7 @@
 // includes a VMX or SVM header.
 #pragma once
 
+#include <lamina/atomic.h>
 #include <lamina/types.h>
 
 namespace lamina {
@@ -103,6 +104,13 @@ struct EntryState {
     u64 rsp;
 };
 
+// The stage-2 space a vCPU runs in (hypervisor/stage2): the root table for the EPTP or nCR3, and
+// the generation counter that moves when a change needs the vCPUs' TLBs flushed.
+struct Stage2Binding {
+    u64 root;
+    const Atomic<u64>* generation;
+};
+
 class Vcpu {
 public:
     // Runs the guest until the next exit the core must see.
@@ -129,6 +137,24 @@ public:
     virtual void advance_rip() = 0;
     // Delivers an exception to the guest on the next entry.
     virtual void inject_exception(u8 vector, bool has_error_code = false, u32 error_code = 0) = 0;
+
+    // External interrupts; the core's virtual interrupt controller picks the vector. True when
+    // the guest can take one on the next entry: RFLAGS.IF set, no STI / MOV SS shadow, and no
+    // other event already queued for injection.
+    virtual bool can_inject_interrupt() const = 0;
+    // Delivers external interrupt `vector` on the next entry; only when can_inject_interrupt().
+    virtual void inject_interrupt(u8 vector) = 0;
+    // Makes the guest exit (InterruptWindow) as soon as it can take an interrupt, or stops that.
+    virtual void request_interrupt_window(bool on) = 0;
+
+    // IA32_PAT, which both backends switch in hardware (VMCS guest PAT, VMCB G_PAT); the core
+    // validates a guest's write before it lands here.
+    virtual u64 pat() const = 0;
+    virtual void set_pat(u64 pat) = 0;
+
+    // The stage-2 generation (hypervisor/stage2) this vCPU's TLB was last flushed at: every
+    // change to the space up to it is in effect for the vCPU once it has entered again.
+    virtual u64 flushed_stage2_generation() const = 0;
 
 protected:
     ~Vcpu() = default;

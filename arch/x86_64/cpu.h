@@ -116,13 +116,19 @@ constexpr u32 kVmxTrueProcbasedCtls = 0x48e;
 constexpr u32 kVmxTrueExitCtls = 0x48f;
 constexpr u32 kVmxTrueEntryCtls = 0x490;
 constexpr u32 kVmxVmfunc = 0x491;
+constexpr u32 kSysenterCs = 0x174;
+constexpr u32 kSysenterEsp = 0x175;
+constexpr u32 kSysenterEip = 0x176;
 constexpr u32 kEfer = 0xc0000080;
+constexpr u32 kStar = 0xc0000081;
+constexpr u32 kLstar = 0xc0000082;
+constexpr u32 kCstar = 0xc0000083;
+constexpr u32 kSfmask = 0xc0000084;
 constexpr u32 kFsBase = 0xc0000100;
 constexpr u32 kGsBase = 0xc0000101;
 constexpr u32 kKernelGsBase = 0xc0000102;
 constexpr u32 kVmCr = 0xc0010114;
 constexpr u32 kVmHsavePa = 0xc0010117;
 }  // namespace msr
-
 
 }  // namespace lamina::x86

@@ -114,6 +114,13 @@ Summary detect() {
     } else {
         detected.reason = "neither VMX nor SVM";
     }
+    detected.physical_address_bits = cpu.physical_address_bits;
+    if (detected.vendor == Vendor::Vmx) {
+        detected.stage2_1g_pages = vmx_caps.ept_1g;
+        detected.stage2_execute_only = vmx_caps.ept_vpid & 1;
+    } else if (detected.vendor == Vendor::Svm) {
+        detected.stage2_1g_pages = cpu.pages_1g;
+    }
     if (detected.vendor == Vendor::None) log::error("virtualization unavailable: missing {}", detected.reason);
     return detected;
 }
@@ -130,10 +137,10 @@ bool enable_on_this_cpu() {
     return on;
 }
 
-Vcpu* create_vcpu(u64 stage2_root, u16 tag, const EntryState& entry) {
+Vcpu* create_vcpu(const Stage2Binding& stage2, u16 tag, const EntryState& entry) {
     switch (detected.vendor) {
-        case Vendor::Vmx: return create_vmx_vcpu(stage2_root, tag, entry);
-        case Vendor::Svm: return create_svm_vcpu(stage2_root, tag, entry);
+        case Vendor::Vmx: return create_vmx_vcpu(stage2, tag, entry);
+        case Vendor::Svm: return create_svm_vcpu(stage2, tag, entry);
         case Vendor::None: break;
     }
     log::error("no vCPU without virtualization: missing {}", detected.reason);

@@ -69,6 +69,8 @@ public:
     // Whether lookup(leaf, ...) may depend on VcpuState::osxsave (leaf 1, or leaves past the
     // maximum that answer as leaf 1): a CPUID exit need not read the guest's CR4 otherwise.
     bool reflects_osxsave(u32 leaf) const { return leaf == 1 || max_basic_ <= 1; }
+    // Whether the guest sees an AMD (or Hygon) CPU: the vendor-specific MSRs follow it.
+    bool amd() const { return amd_; }
 
     // The XSAVE components a guest may enable (leaf 0Dh subleaf 0 EDX:EAX).
     u64 allowed_xcr0() const { return allowed_xcr0_; }

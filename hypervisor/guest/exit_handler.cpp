@@ -6,9 +6,6 @@ namespace {
 
 using namespace x86;
 
-constexpr u32 kMsrEfer = 0xc0000080;
-// EFER bits a guest may set: SCE, LME, NXE. LMA is the CPU's; SVME is never the guest's.
-constexpr u64 kEferGuestWritable = kEferSce | kEferLme | kEferNxe;
 constexpr u8 kGeneralProtection = 13;
 constexpr u64 kEnosys = static_cast<u64>(-38);
 
@@ -19,6 +16,7 @@ u64 edx_eax(const Vcpu& vcpu) { return (vcpu.gpr(Gpr::Rdx) << 32) | static_cast<
 const char* guest_end_name(GuestEnd end) {
     switch (end) {
         case GuestEnd::Running: return "running";
+        case GuestEnd::Blocked: return "blocked";
         case GuestEnd::Halted: return "halted";
         case GuestEnd::TripleFault: return "triple fault";
         case GuestEnd::Stage2Fault: return "an access its stage-2 mapping does not allow";
@@ -41,10 +39,9 @@ GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
             vcpu.set_gpr(Gpr::Rax, kEnosys);  // until the hypercall ABI exists
             vcpu.advance_rip();
             return GuestEnd::Running;
-        case ExitReason::Hlt:
-            // Nothing can wake a guest yet (virtual interrupts come with the scheduler work).
-            vcpu.advance_rip();
-            return GuestEnd::Halted;
+        case ExitReason::Hlt: return hlt(vcpu);
+        // The owner delivers pending interrupts before every entry; the exit only says "now".
+        case ExitReason::InterruptWindow: return GuestEnd::Running;
         case ExitReason::TripleFault: return GuestEnd::TripleFault;
         case ExitReason::Stage2Fault: return GuestEnd::Stage2Fault;
         case ExitReason::InvalidState: return GuestEnd::InvalidState;
@@ -58,7 +55,7 @@ GuestEnd ExitHandler::cpuid(Vcpu& vcpu) {
     // CR4 only where the answer depends on it: on VMX reading it costs VMREADs.
     const bool osxsave =
         cpuid_.reflects_osxsave(leaf) && (vcpu.control_register(ControlRegister::Cr4) & kCr4Osxsave);
-    cpuid::Registers r = cpuid_.lookup(leaf, subleaf, {.apic_id = 0, .osxsave = osxsave, .xcr0 = xcr0_});
+    cpuid::Registers r = cpuid_.lookup(leaf, subleaf, {.apic_id = vcpu_index_, .osxsave = osxsave, .xcr0 = xcr0_});
     vcpu.set_gpr(Gpr::Rax, r.eax);
     vcpu.set_gpr(Gpr::Rbx, r.ebx);
     vcpu.set_gpr(Gpr::Rcx, r.ecx);
@@ -89,26 +86,34 @@ GuestEnd ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
     return GuestEnd::Running;
 }
 
-// The allow-list: EFER only, so far; any other MSR is #GP, as for an MSR the CPU lacks.
 GuestEnd ExitHandler::msr(Vcpu& vcpu, bool write) {
-    if (static_cast<u32>(vcpu.gpr(Gpr::Rcx)) != kMsrEfer) {
-        vcpu.inject_exception(kGeneralProtection, true, 0);
-        return GuestEnd::Running;
-    }
+    const u32 index = static_cast<u32>(vcpu.gpr(Gpr::Rcx));
+    const MsrContext context{.amd = cpuid_.amd(), .bootstrap = vcpu_index_ == 0,
+                             .tsc = index == msr_index::kTsc ? host_.tsc() : 0};
+    VirtualMsrs::Result result;
     if (write) {
-        u64 value = edx_eax(vcpu);
-        if (value & ~(kEferGuestWritable | kEferLma)) {
-            vcpu.inject_exception(kGeneralProtection, true, 0);
-            return GuestEnd::Running;
-        }
-        vcpu.set_efer((value & kEferGuestWritable) | (vcpu.efer() & kEferLma));
+        result = msrs_.write(vcpu, context, index, edx_eax(vcpu));
     } else {
-        u64 value = vcpu.efer();
-        vcpu.set_gpr(Gpr::Rax, static_cast<u32>(value));
-        vcpu.set_gpr(Gpr::Rdx, value >> 32);
+        u64 value = 0;
+        result = msrs_.read(vcpu, context, index, &value);
+        if (result == VirtualMsrs::Result::Done) {
+            vcpu.set_gpr(Gpr::Rax, static_cast<u32>(value));
+            vcpu.set_gpr(Gpr::Rdx, value >> 32);
+        }
+    }
+    if (result == VirtualMsrs::Result::Fault) {
+        vcpu.inject_exception(kGeneralProtection, true, 0);  // the instruction does not complete
+        return GuestEnd::Running;
     }
     vcpu.advance_rip();
     return GuestEnd::Running;
+}
+
+// HLT stops the vCPU until an interrupt it can take arrives: with RFLAGS.IF clear none ever can
+// (NMIs aside, which no one sends a guest yet), so that guest is over.
+GuestEnd ExitHandler::hlt(Vcpu& vcpu) {
+    vcpu.advance_rip();
+    return (vcpu.rflags() & kRflagsInterrupt) ? GuestEnd::Blocked : GuestEnd::Halted;
 }
 
 // XSETBV (SDM Vol. 2, XSETBV): XCR0 is the only register, and the value must be one the

@@ -1,17 +1,19 @@
 // The core's answers to a guest's exits, through the vendor-neutral vCPU only: CPUID by the
 // domain's policy, port I/O (to the domain's port handlers; unclaimed ports float high), the MSR
-// allow-list, XSETBV, hypercalls, HLT and the exits that end a guest. Hardware-independent, so
+// allow-list (msr_allow_list.h), XSETBV, hypercalls, HLT and the exits that end a guest. Hardware-independent, so
 // Catch2 drives it with a fake vCPU; what touches the machine goes through ExitHost.
 #pragma once
 
 #include <hypervisor/cpuid/cpuid_policy.h>
 #include <hypervisor/guest/io_ports.h>
+#include <hypervisor/guest/msr_allow_list.h>
 #include <hypervisor/vcpu.h>
 
 namespace lamina {
 
 enum class GuestEnd : u8 {
     Running,
+    Blocked,          // not an end: HLT with interrupts on; it sleeps until an interrupt is due
     Halted,           // HLT with interrupts off: nothing can wake it
     TripleFault,
     Stage2Fault,      // an access its memory does not allow (unmapped, or protected)
@@ -31,6 +33,8 @@ public:
     virtual void take_host_interrupts() = 0;
     // Rate-limited by the caller of this hook: the count says how many so far.
     virtual void unclaimed_io(const IoExit& io, u64 count) = 0;
+    // The TSC as the guest's RDTSC would read it now.
+    virtual u64 tsc() = 0;
 
 protected:
     ~ExitHost() = default;
@@ -40,8 +44,9 @@ class ExitHandler {
 public:
     static constexpr u64 kUnclaimedIoReported = 8;  // the first accesses, then every 4096th
 
-    ExitHandler(const cpuid::CpuidPolicy& cpuid, const IoPortMap& ports, ExitHost& host)
-        : cpuid_(cpuid), ports_(ports), host_(host) {}
+    // One per vCPU: `vcpu_index` is its number in the domain (its APIC id; 0 is the bootstrap one).
+    ExitHandler(const cpuid::CpuidPolicy& cpuid, const IoPortMap& ports, ExitHost& host, u32 vcpu_index = 0)
+        : cpuid_(cpuid), ports_(ports), host_(host), vcpu_index_(vcpu_index) {}
 
     // Handles one exit; Running while the guest may go on.
     GuestEnd handle(Vcpu& vcpu, const ExitInfo& exit);
@@ -56,11 +61,14 @@ private:
     [[gnu::noinline]] GuestEnd io(Vcpu& vcpu, const IoExit& io);
     [[gnu::noinline]] GuestEnd msr(Vcpu& vcpu, bool write);
     [[gnu::noinline]] GuestEnd xsetbv(Vcpu& vcpu);
+    [[gnu::noinline]] GuestEnd hlt(Vcpu& vcpu);
 
     const cpuid::CpuidPolicy& cpuid_;
     const IoPortMap& ports_;
     ExitHost& host_;
+    const u32 vcpu_index_;
     u64 xcr0_ = cpuid::xcr0::kX87;  // the reset value
+    VirtualMsrs msrs_;
     u64 unclaimed_io_ = 0;
 };
 

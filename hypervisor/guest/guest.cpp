@@ -1,15 +1,17 @@
 #include <hypervisor/guest/guest.h>
 
+#include <arch/x86_64/apic.h>
 #include <arch/x86_64/cpu.h>
 #include <hypervisor/cpuid/host_cpuid.h>
-#include <hypervisor/guest/pvh.h>
 #include <hypervisor/heap.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
+#include <hypervisor/time.h>
 #include <hypervisor/mm/frame_allocator.h>
 #include <hypervisor/virt.h>
 #include <lamina/assert.h>
 #include <lamina/elf.h>
+#include <hypervisor/guest/pvh.h>
 #include <lamina/string.h>
 
 namespace lamina {
@@ -22,11 +24,18 @@ stage2::Stage2Format machine_stage2_format() {
     return virt::summary().vendor == virt::Vendor::Vmx ? stage2::Stage2Format::Ept : stage2::Stage2Format::Npt;
 }
 
+stage2::Stage2Limits machine_stage2_limits() {
+    const virt::Summary& v = virt::summary();
+    return {.physical_address_bits = v.physical_address_bits,
+            .pages_1g = v.stage2_1g_pages,
+            .execute_only = v.stage2_execute_only};
+}
+
 }  // namespace
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory), exits_handler_(cpuid_, ports_, *this) {
+      stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), exits_handler_(cpuid_, ports_, *this) {
     ports_.claim(DebugConsole::kPort, 1, debug_console_);
 }
 
@@ -62,7 +71,7 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
               guest->load_pvh(image, image_size, &entry);
     if (ok) {
         EntryState state{EntryMode::Protected32, entry, kStartInfoGpa, 0};
-        guest->vcpu_ = virt::create_vcpu(guest->stage2_.root(), kTestGuestTag, state);
+        guest->vcpu_ = virt::create_vcpu({guest->stage2_.root(), &guest->stage2_.generation_counter()}, kTestGuestTag, state);
         ok = guest->vcpu_ != nullptr;
     }
     if (!ok) {
@@ -116,13 +125,17 @@ GuestEnd Guest::run(u64 max_exits) {
     // are loaded while it runs, and saved and scrubbed when it stops.
     fpu_.load(exits_handler_.xcr0());
     while (end_ == GuestEnd::Running && exits_ < max_exits) {
+        if (interrupts_.pending()) [[unlikely]] interrupts_.deliver(*vcpu_);
         ExitInfo exit = vcpu_->run();
         ++exits_;
         GuestEnd end = exits_handler_.handle(*vcpu_, exit);
-        if (end != GuestEnd::Running) {
-            ending_exit_ = exit;
-            finish(end, exit);
+        if (end == GuestEnd::Running) [[likely]] continue;
+        if (end == GuestEnd::Blocked) {
+            if (wait_for_interrupt()) continue;
+            end = GuestEnd::Halted;  // HLT with interrupts on, but nothing could ever wake it
         }
+        ending_exit_ = exit;
+        finish(end, exit);
     }
     fpu_.save_and_scrub();
     x86::enable_interrupts();
@@ -131,10 +144,43 @@ GuestEnd Guest::run(u64 max_exits) {
 }
 
 bool Guest::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
-    // The vCPU flushes its stage-2 TLB when it is created; a protect after that would need
-    // the flush generation wired into the backends, which comes with the domain work.
-    LAMINA_ASSERT(exits_ == 0);
+    // The vCPU flushes at its next entry (the stage-2 generation moved); it is not running now,
+    // as this is called on its CPU between runs or from one of its exits.
     return stage2_.protect(gpa, size, access).ok();
+}
+
+bool Guest::set_timer(u64 deadline_ns, u8 vector) {
+    if (vector < VirtualInterrupts::kFirstVector) return false;
+    timer_deadline_ns_ = deadline_ns;
+    timer_vector_ = vector;
+    // This CPU's timer brings the guest out (an external-interrupt exit) when the deadline comes.
+    if (deadline_ns) {
+        const u64 now = time::now_ns();
+        apic::arm_timer(deadline_ns > now ? deadline_ns - now : 0);
+    }
+    return true;
+}
+
+void Guest::check_timer() {
+    if (timer_deadline_ns_ && time::now_ns() >= timer_deadline_ns_) {
+        timer_deadline_ns_ = 0;
+        interrupts_.raise(timer_vector_);
+    }
+}
+
+// The vCPU executed HLT with interrupts on: it sleeps until an interrupt is due, and so does
+// this CPU, which has nothing else to run until the scheduler comes. False when nothing could
+// ever wake it (no timer armed, no interrupt source but the timer yet).
+bool Guest::wait_for_interrupt() {
+    for (;;) {
+        check_timer();
+        if (interrupts_.pending()) return true;
+        if (!timer_deadline_ns_) return false;
+        apic::arm_timer(timer_deadline_ns_ - time::now_ns());
+        // STI's shadow covers HLT: the timer cannot fire between the two and be missed.
+        x86::enable_interrupts_and_halt();
+        x86::disable_interrupts();
+    }
 }
 
 void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }
@@ -144,7 +190,10 @@ void Guest::take_host_interrupts() {
     x86::enable_interrupts();
     x86::pause();
     x86::disable_interrupts();
+    check_timer();
 }
+
+u64 Guest::tsc() { return x86::rdtsc(); }
 
 void Guest::unclaimed_io(const IoExit& io, u64 count) {
     log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",

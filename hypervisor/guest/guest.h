@@ -6,6 +6,7 @@
 #include <arch/x86_64/extended_state.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
 #include <hypervisor/guest/exit_handler.h>
+#include <hypervisor/guest/virtual_interrupts.h>
 #include <hypervisor/stage2/frame_table_memory.h>
 #include <hypervisor/vcpu.h>
 
@@ -33,6 +34,12 @@ public:
 
     // Changes what the guest may do with its RAM at [gpa, gpa + size), in stage 2.
     bool protect(u64 gpa, u64 size, stage2::Stage2Access access);
+    // Raises `vector` at the vCPU; false for a vector no interrupt may use.
+    bool raise_interrupt(u8 vector) { return interrupts_.raise(vector); }
+    // The vCPU's one-shot timer: `vector` is raised once `deadline_ns` (time::now_ns) has passed;
+    // a deadline of 0 disarms it. False for a vector no interrupt may use.
+    bool set_timer(u64 deadline_ns, u8 vector);
+
     // The exit that ended the guest (valid once it has ended).
     const ExitInfo& ending_exit() const { return ending_exit_; }
 
@@ -53,11 +60,14 @@ private:
     bool load_pvh(const u8* image, usize image_size, u64* entry);
     void* guest_memory(u64 gpa, u64 size);
     void finish(GuestEnd why, const ExitInfo& exit);
+    bool wait_for_interrupt();
+    void check_timer();
     void console_byte(char c);
     // ExitHost
     void load_xcr0(u64 value) override;
     void take_host_interrupts() override;
     void unclaimed_io(const IoExit& io, u64 count) override;
+    u64 tsc() override;
 
     const char* name_;
     u64 ram_hpa_;
@@ -81,6 +91,9 @@ private:
     DebugConsole debug_console_{*this};
     IoPortMap ports_;
     ExitHandler exits_handler_;
+    VirtualInterrupts interrupts_;
+    u64 timer_deadline_ns_ = 0;
+    u8 timer_vector_ = 0;
     x86::ExtendedState fpu_;
     Vcpu* vcpu_ = nullptr;
     GuestConsole console_;

@@ -5,6 +5,7 @@
 
 #include <hypervisor/memory.h>
 #include <hypervisor/stage2/frame_table_memory.h>
+#include <hypervisor/vcpu.h>
 #include <lamina/string.h>
 
 namespace lamina::stage2 {
@@ -26,7 +27,7 @@ public:
         return backing_ && space_.init() == Status::Ok &&
                space_.map(0, backing_, kBytes, {.read = true, .write = true, .execute = true}).ok();
     }
-    u64 root() const { return space_.root(); }
+    Stage2Binding binding() const { return {space_.root(), &space_.generation_counter()}; }
 
     template <typename T = u8>
     T* at(u64 gpa) const {

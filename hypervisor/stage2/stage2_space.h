@@ -103,6 +103,8 @@ public:
     }
     // Starts at 1, so that a vCPU that has never flushed (0) flushes before its first entry.
     u64 generation() const { return generation_.load(MemoryOrder::Acquire); }
+    // The counter itself, for the vCPUs, which read it at every entry (Stage2Binding).
+    const Atomic<u64>& generation_counter() const { return generation_; }
 
     // Maps [gpa, gpa + size) to [hpa, hpa + size), each part with the largest page that the
     // alignment of both allows. Mapping over a mapped page fails with AlreadyMapped and changes

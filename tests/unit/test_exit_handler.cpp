@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <hypervisor/guest/exit_handler.h>
+#include <hypervisor/guest/virtual_interrupts.h>
 
 #include <string>
 #include <vector>
@@ -15,8 +16,8 @@ public:
     ExitInfo run() override { return {}; }
     u64 rip() const override { return rip_; }
     void set_rip(u64 rip) override { rip_ = rip; }
-    u64 rflags() const override { return 2; }
-    void set_rflags(u64) override {}
+    u64 rflags() const override { return rflags_; }
+    void set_rflags(u64 rflags) override { rflags_ = rflags; }
     u64 control_register(ControlRegister cr) const override { return cr == ControlRegister::Cr4 ? cr4 : 0; }
     void set_control_register(ControlRegister, u64) override {}
     u64 efer() const override { return efer_; }
@@ -31,8 +32,22 @@ public:
         CHECK(has_error_code);
         CHECK(error_code == 0);
     }
+    bool can_inject_interrupt() const override { return (rflags_ & (1u << 9)) && !shadow && interrupts.empty(); }
+    void inject_interrupt(u8 vector) override {
+        REQUIRE(can_inject_interrupt());
+        interrupts.push_back(vector);
+    }
+    void request_interrupt_window(bool on) override { window = on; }
+    u64 pat() const override { return pat_; }
+    void set_pat(u64 pat) override { pat_ = pat; }
+    u64 flushed_stage2_generation() const override { return 0; }
 
     u64 cr4 = 0;
+    u64 rflags_ = 2;
+    u64 pat_ = 0x0007040600070406;
+    bool shadow = false;
+    bool window = false;
+    std::vector<u8> interrupts;  // injected, not yet taken by the "guest"
     u64 efer_ = 0;
     u64 rip_ = 0x1000;
     int advanced = 0;
@@ -44,6 +59,7 @@ public:
     void load_xcr0(u64 value) override { xcr0_loads.push_back(value); }
     void take_host_interrupts() override { ++interrupt_windows; }
     void unclaimed_io(const IoExit& io, u64 count) override { reported.push_back(count); }
+    u64 tsc() override { return 123456789; }
 
     std::vector<u64> xcr0_loads;
     int interrupt_windows = 0;
@@ -179,8 +195,8 @@ TEST_CASE_METHOD(Fixture, "exits: EFER is on the allow-list, every other MSR is 
         CHECK(vcpu.injected == std::vector<u8>{13, 13, 13});
         CHECK(vcpu.efer() == ((1u << 8) | (1u << 10)));
     }
-    SECTION("another MSR, read or written") {
-        vcpu.set_gpr(Gpr::Rcx, 0x1b);
+    SECTION("an MSR nobody emulates, read or written") {
+        vcpu.set_gpr(Gpr::Rcx, 0xc0010015);  // AMD HWCR
         int before = vcpu.advanced;
         exit(ExitReason::MsrRead);
         exit(ExitReason::MsrWrite);
@@ -218,7 +234,12 @@ TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits
     CHECK(vcpu.gpr(Gpr::Rax) == static_cast<u64>(-38));  // -ENOSYS
     CHECK(exit(ExitReason::ExternalInterrupt) == GuestEnd::Running);
     CHECK(host.interrupt_windows == 1);
-    CHECK(exit(ExitReason::Hlt) == GuestEnd::Halted);
+    CHECK(exit(ExitReason::Hlt) == GuestEnd::Halted);  // with RFLAGS.IF clear nothing can wake it
+    vcpu.rflags_ |= 1u << 9;
+    int before = vcpu.advanced;
+    CHECK(exit(ExitReason::Hlt) == GuestEnd::Blocked);
+    CHECK(vcpu.advanced == before + 1);  // it resumes after the HLT, where the interrupt returns to
+    CHECK(exit(ExitReason::InterruptWindow) == GuestEnd::Running);
     CHECK(exit(ExitReason::TripleFault) == GuestEnd::TripleFault);
     CHECK(exit(ExitReason::Stage2Fault) == GuestEnd::Stage2Fault);
     CHECK(exit(ExitReason::InvalidState) == GuestEnd::InvalidState);
@@ -249,4 +270,144 @@ TEST_CASE("io ports: claims, overlaps, straddling accesses, release") {
         REQUIRE(i < IoPortMap::kMaxRanges);
     }
     CHECK(map.claim(0x8000, 1, a) == IoPortMap::Status::Full);
+}
+
+namespace {
+
+struct MsrFixture : Fixture {
+    u64 read(u32 msr) {
+        vcpu.set_gpr(Gpr::Rcx, msr);
+        vcpu.set_gpr(Gpr::Rax, 0xdead);
+        vcpu.set_gpr(Gpr::Rdx, 0xbeef);
+        exit(ExitReason::MsrRead);
+        return (vcpu.gpr(Gpr::Rdx) << 32) | vcpu.gpr(Gpr::Rax);
+    }
+    // True when the write completed, false when it raised #GP.
+    bool write(u32 msr, u64 value) {
+        const usize faults = vcpu.injected.size();
+        vcpu.set_gpr(Gpr::Rcx, msr);
+        vcpu.set_gpr(Gpr::Rax, static_cast<u32>(value));
+        vcpu.set_gpr(Gpr::Rdx, value >> 32);
+        exit(ExitReason::MsrWrite);
+        return vcpu.injected.size() == faults;
+    }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(MsrFixture, "msrs: PAT takes the architectural memory types only") {
+    CHECK(read(0x277) == 0x0007040600070406);
+    CHECK(write(0x277, 0x0706050401000706));
+    CHECK(vcpu.pat() == 0x0706050401000706);
+    CHECK_FALSE(write(0x277, 0x0000000000000002));  // type 2 is reserved
+    CHECK_FALSE(write(0x277, 0x0300000000000000));  // so is 3, in any entry
+    CHECK_FALSE(write(0x277, 0x0000000000000806));  // bits 3-7 of an entry are reserved
+    CHECK(vcpu.pat() == 0x0706050401000706);
+}
+
+TEST_CASE_METHOD(MsrFixture, "msrs: MTRRs: no ranges, a default type the guest may set") {
+    CHECK(read(0xfe) == 0);  // MTRRCAP: no variable or fixed ranges, no WC
+    CHECK_FALSE(write(0xfe, 0));
+    CHECK(read(0x2ff) == 0);
+    CHECK(write(0x2ff, (1u << 11) | 6));  // enabled, write-back
+    CHECK(read(0x2ff) == ((1u << 11) | 6));
+    CHECK_FALSE(write(0x2ff, 2));          // a reserved type
+    CHECK_FALSE(write(0x2ff, 7));          // UC- is PAT's only
+    CHECK_FALSE(write(0x2ff, 1u << 10));   // fixed ranges: there are none
+    CHECK_FALSE(write(0x2ff, u64{1} << 40));
+    CHECK(read(0x2ff) == ((1u << 11) | 6));
+}
+
+TEST_CASE_METHOD(MsrFixture, "msrs: APIC base, machine check, microcode, TSC, Intel-only MSRs") {
+    CHECK(read(0x1b) == (0xfee00000 | (1u << 11) | (1u << 8)));  // enabled, bootstrap
+    CHECK(write(0x1b, 0xfee00000 | (1u << 11) | (1u << 8)));  // rewriting it is fine
+    CHECK_FALSE(write(0x1b, 0xfec00000 | (1u << 11)));       // moving it is not emulated
+    CHECK(read(0x179) == 0);
+    CHECK(read(0x17a) == 0);
+    CHECK(write(0x17a, 0));
+    CHECK_FALSE(write(0x17a, 1));
+    CHECK_FALSE(write(0x179, 0));
+    CHECK(write(0x8b, 0));
+    CHECK(read(0x8b) == 0);
+    CHECK(read(0x10) == 123456789);
+    CHECK_FALSE(write(0x10, 0));
+    // The policy's CPU is Intel (HostWithXsave): MISC_ENABLE and FEATURE_CONTROL exist.
+    CHECK(read(0x1a0) == ((1u << 0) | (1u << 11) | (1u << 12)));
+    CHECK(read(0x3a) == 1);  // locked, VMX off
+    CHECK_FALSE(write(0x3a, 5));
+    CHECK_FALSE(write(0x1a0, 0));
+}
+
+TEST_CASE("msrs: on an AMD guest the Intel-only MSRs are #GP, and only vCPU 0 is the bootstrap") {
+    class AmdHost final : public cpuid::HostCpuid {
+    public:
+        cpuid::Registers query(u32 leaf, u32) const override {
+            if (leaf == 0) return {0xd, 0x68747541, 0x444d4163, 0x69746e65};  // AuthenticAMD
+            if (leaf == 0x80000000) return {0x80000008, 0, 0, 0};
+            return {};
+        }
+    };
+    cpuid::CpuidPolicy policy;
+    REQUIRE(policy.init(AmdHost{}, {.vcpu_count = 2}) == cpuid::Status::Ok);
+    REQUIRE(policy.amd());
+    IoPortMap ports;
+    FakeHost host;
+    FakeVcpu vcpu;
+    ExitHandler second(policy, ports, host, 1);
+    ExitInfo info{};
+    info.reason = ExitReason::MsrRead;
+    vcpu.set_gpr(Gpr::Rcx, 0x1a0);
+    second.handle(vcpu, info);
+    vcpu.set_gpr(Gpr::Rcx, 0x3a);
+    second.handle(vcpu, info);
+    CHECK(vcpu.injected == std::vector<u8>{13, 13});
+    vcpu.set_gpr(Gpr::Rcx, 0x1b);
+    second.handle(vcpu, info);
+    CHECK(vcpu.gpr(Gpr::Rax) == (0xfee00000 | (1u << 11)));  // no BSP bit
+}
+
+TEST_CASE("virtual interrupts: highest vector first, the window while the guest cannot take one") {
+    VirtualInterrupts irqs;
+    FakeVcpu vcpu;
+    CHECK_FALSE(irqs.pending());
+    CHECK_FALSE(irqs.raise(2));   // NMI's vector: illegal for an interrupt
+    CHECK_FALSE(irqs.raise(15));
+    CHECK_FALSE(irqs.pending());
+    REQUIRE(irqs.raise(0x30));
+    REQUIRE(irqs.raise(0xf0));
+    REQUIRE(irqs.raise(0x30));  // already pending: once
+    REQUIRE(irqs.raise(0x41));
+    CHECK(irqs.pending());
+
+    irqs.deliver(vcpu);  // IF clear: nothing injected, the window requested
+    CHECK(vcpu.interrupts.empty());
+    CHECK(vcpu.window);
+
+    vcpu.rflags_ |= 1u << 9;
+    vcpu.shadow = true;  // STI shadow
+    irqs.deliver(vcpu);
+    CHECK(vcpu.interrupts.empty());
+    vcpu.shadow = false;
+
+    std::vector<u8> taken;
+    while (irqs.pending()) {
+        irqs.deliver(vcpu);
+        REQUIRE(vcpu.interrupts.size() == 1);
+        taken.push_back(vcpu.interrupts.back());
+        CHECK(vcpu.window == irqs.pending());
+        vcpu.interrupts.clear();  // the guest took it
+    }
+    CHECK(taken == std::vector<u8>{0xf0, 0x41, 0x30});
+    CHECK_FALSE(irqs.is_pending(0x30));
+    CHECK_FALSE(vcpu.window);
+
+    // Every vector from 16 up, across all four words of the register.
+    for (int v = 255; v >= 16; --v) REQUIRE(irqs.raise(static_cast<u8>(v)));
+    for (int v = 255; v >= 16; --v) {
+        irqs.deliver(vcpu);
+        REQUIRE(vcpu.interrupts.size() == 1);
+        CHECK(vcpu.interrupts.back() == v);
+        vcpu.interrupts.clear();
+    }
+    CHECK_FALSE(irqs.pending());
 }

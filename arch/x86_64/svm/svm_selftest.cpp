@@ -36,7 +36,7 @@ public:
     TestGuest(const u8 (&code)[N], const EntryState& entry) : memory_(stage2::Stage2Format::Npt) {
         if (!memory_.init()) return;
         memory_.copy(kCodeAddress, code, N);
-        vcpu_ = create_svm_vcpu(memory_.root(), kAsid, entry);
+        vcpu_ = create_svm_vcpu(memory_.binding(), kAsid, entry);
     }
     ~TestGuest() {
         if (vcpu_) destroy_svm_vcpu(vcpu_);

@@ -1,14 +1,11 @@
 // The SVM vCPU: a VMCB with nested paging, the intercepts that keep the guest inside its
 // sandbox, the exit decoder and the diagnosis of a VMCB that VMRUN refuses (AMD APM Vol. 2
 // chapter 15).
-//
-// FPU, SSE and XSAVE state are not switched: the hypervisor never uses them
-// (-mgeneral-regs-only), so the guest's registers survive its exits untouched. Two guests on
-// one CPU would share them; switching comes with the scheduler.
 #include <arch/x86_64/svm/svm_vcpu.h>
 #include <arch/x86_64/registers.h>
 
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/guest_msrs.h>
 #include <arch/x86_64/svm/svm_capabilities.h>
 #include <arch/x86_64/svm/vmcb.h>
 #include <hypervisor/heap.h>
@@ -28,6 +25,23 @@ using namespace x86;
 
 constexpr usize kIopmFrames = 3;   // 12 KiB (15.10.1)
 constexpr usize kMsrpmFrames = 2;  // 8 KiB (15.11)
+
+// The MSRPM (15.11): two bits per MSR (read, then write intercept) for three ranges of 8192
+// MSRs, 2 KiB each.
+constexpr u32 kMsrpmRanges[] = {0x00000000, 0xc0000000, 0xc0010000};
+constexpr u32 kMsrpmRangeSize = 0x2000;
+constexpr u32 kMsrpmRangeBytes = 0x800;
+
+// Lets the guest read and write `msr` without an exit.
+void pass_through_msr(u8* msrpm, u32 msr) {
+    for (u32 range = 0; range < sizeof(kMsrpmRanges) / sizeof(u32); ++range) {
+        const u32 index = msr - kMsrpmRanges[range];
+        if (msr < kMsrpmRanges[range] || index >= kMsrpmRangeSize) continue;
+        msrpm[range * kMsrpmRangeBytes + index / 4] &= static_cast<u8>(~(3u << (2 * (index % 4))));
+        return;
+    }
+    LAMINA_ASSERT(false);
+}
 
 constexpr u64 kDr6Reset = 0xffff0ff0;
 constexpr u64 kDr7Reset = 0x400;
@@ -189,7 +203,7 @@ auto& segment_field(Save& save, SegmentRegister s) {
 }
 
 // Frames of one vCPU: the VMCB, the area VMSAVE keeps the host's state in while the guest runs,
-// and the permission maps (all ones: every port and every MSR exits).
+// and the permission maps (every port exits; every MSR but the guest-owned ones).
 struct Frames {
     u64 vmcb = 0;
     u64 host_area = 0;
@@ -203,7 +217,9 @@ struct Frames {
         msrpm = memory::allocate_frames(kMsrpmFrames);
         if (!vmcb || !host_area || !iopm || !msrpm) return false;
         str::fill_bytes(memory::phys_to_virt(iopm), 0xff, kIopmFrames * 4 * KiB);
-        str::fill_bytes(memory::phys_to_virt(msrpm), 0xff, kMsrpmFrames * 4 * KiB);
+        auto* map = static_cast<u8*>(memory::phys_to_virt(msrpm));
+        str::fill_bytes(map, 0xff, kMsrpmFrames * 4 * KiB);
+        for (u32 msr : kGuestOwnedMsrs) pass_through_msr(map, msr);
         return true;
     }
     void free() {
@@ -217,14 +233,15 @@ struct Frames {
 
 class SvmVcpu final : public Vcpu {
 public:
-    SvmVcpu(const Frames& frames, u64 ncr3_root_phys, u16 asid, const EntryState& entry,
+    SvmVcpu(const Frames& frames, const Stage2Binding& stage2, u16 asid, const EntryState& entry,
             const Capabilities& caps)
-        : frames_(frames), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))),
+        : frames_(frames), stage2_generation_(stage2.generation),
+          flushed_generation_(stage2.generation->load(MemoryOrder::Acquire)), vmcb_(*static_cast<Vmcb*>(memory::phys_to_virt(frames.vmcb))),
           nrip_save_(caps.nrip_save),
           // QEMU lacks flush-by-ASID: it flushes everything instead.
           tlb_flush_(caps.flush_by_asid ? tlb_control::kFlushAsid : tlb_control::kFlushAll),
           all_clean_(caps.vmcb_clean ? clean::kAll : 0) {
-        init_controls(ncr3_root_phys, asid);
+        init_controls(stage2.root, asid);
         init_guest_state(entry);
     }
     ~SvmVcpu() { frames_.free(); }
@@ -249,6 +266,15 @@ public:
 
     void advance_rip() override;
     void inject_exception(u8 vector, bool has_error_code, u32 error_code) override;
+    bool can_inject_interrupt() const override;
+    void inject_interrupt(u8 vector) override;
+    void request_interrupt_window(bool on) override;
+    u64 pat() const override { return vmcb_.save.g_pat; }
+    void set_pat(u64 pat) override {
+        vmcb_.save.g_pat = pat;
+        dirty_ |= clean::kNestedPaging;
+    }
+    u64 flushed_stage2_generation() const override { return flushed_generation_; }
 
 private:
     static constexpr u32 kNoCpu = ~u32{0};
@@ -264,6 +290,8 @@ private:
     void warn_cannot_advance() const;
 
     Frames frames_;
+    const Atomic<u64>* stage2_generation_;
+    u64 flushed_generation_;
     Vmcb& vmcb_;
     // The capabilities the exit path needs, copied at creation: no lookup per exit.
     const bool nrip_save_;
@@ -390,6 +418,31 @@ void SvmVcpu::inject_exception(u8 vector, bool has_error_code, u32 error_code) {
     dirty_ |= kInjection;
 }
 
+// An external interrupt is taken at the instruction boundary where RFLAGS.IF is set and no
+// STI / MOV SS shadow holds (15.21.4), one event at a time.
+bool SvmVcpu::can_inject_interrupt() const {
+    return (vmcb_.save.rflags & kRflagsInterrupt) && !(vmcb_.control.interrupt_state & kInterruptShadow) &&
+           !(vmcb_.control.event_injection & event::kValid);
+}
+
+void SvmVcpu::inject_interrupt(u8 vector) {
+    vmcb_.control.event_injection = vector | event::kTypeInterrupt | event::kValid;
+    dirty_ |= kInjection;
+}
+
+// The window is a virtual interrupt left pending in V_IRQ, at the highest priority and past the
+// TPR, with its delivery intercepted: the VINTR exit comes when the guest could take it
+// (15.21.4). The core then injects the real one through EVENTINJ.
+void SvmVcpu::request_interrupt_window(bool on) {
+    VmcbControl& c = vmcb_.control;
+    const u64 window = kVintrIrq | kVintrPriorityMask | kVintrIgnoreTpr;
+    const u64 vintr = on ? c.virtual_interrupt | window : c.virtual_interrupt & ~window;
+    if (vintr == c.virtual_interrupt) return;
+    c.virtual_interrupt = vintr;
+    c.intercept3 = on ? c.intercept3 | intercept3::kVintr : c.intercept3 & ~intercept3::kVintr;
+    dirty_ |= clean::kTpr | clean::kIntercepts;
+}
+
 [[gnu::cold, gnu::noinline]] void SvmVcpu::warn_cannot_advance() const {
     log::warn("svm: cannot step over the instruction of exit {:#x} at RIP {:#x}",
               vmcb_.control.exit_code, vmcb_.save.rip);
@@ -473,6 +526,14 @@ ExitInfo SvmVcpu::run() {
     PerCpu* cpu = this_cpu();
     if (!cpu->virtualization_on) return invalid_state("SVM is off on this CPU");
     // Everything unusual in one test: the usual exit changed nothing run() must look at.
+    const u64 generation = stage2_generation_->load(MemoryOrder::Acquire);
+    if (generation != flushed_generation_) [[unlikely]] {
+        // The stage-2 space changed (hypervisor/stage2/stage2_space.h): the ASID's
+        // translations go at this entry.
+        flush_tlb_ = true;
+        dirty_ |= clean::kNestedPaging;
+        flushed_generation_ = generation;
+    }
     if (dirty_ || cpu->index != last_cpu_) [[unlikely]] {
         if (const char* failure = prepare_unusual_entry(cpu->index)) return invalid_state(failure);
     }
@@ -593,7 +654,7 @@ ExitInfo SvmVcpu::decode_exit() {
 
 namespace lamina {
 
-Vcpu* create_svm_vcpu(u64 ncr3_root_phys, u16 asid, const EntryState& entry) {
+Vcpu* create_svm_vcpu(const Stage2Binding& stage2, u16 asid, const EntryState& entry) {
     const svm::Capabilities& caps = svm::capabilities();
     if (asid == 0 || asid >= caps.asid_count) {
         log::error("svm: ASID {} outside 1..{}", asid, caps.asid_count - 1);
@@ -608,7 +669,7 @@ Vcpu* create_svm_vcpu(u64 ncr3_root_phys, u16 asid, const EntryState& entry) {
         frames.free();
         return nullptr;
     }
-    svm::SvmVcpu* vcpu = heap().create<svm::SvmVcpu>(frames, ncr3_root_phys, asid, entry, caps);
+    svm::SvmVcpu* vcpu = heap().create<svm::SvmVcpu>(frames, stage2, asid, entry, caps);
     if (!vcpu) frames.free();
     return vcpu;
 }

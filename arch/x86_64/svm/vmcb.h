@@ -12,6 +12,7 @@ namespace lamina::svm {
 namespace intercept3 {
 constexpr u32 kIntr = 1u << 0;
 constexpr u32 kNmi = 1u << 1;
+constexpr u32 kVintr = 1u << 4;
 constexpr u32 kCpuid = 1u << 18;
 constexpr u32 kHlt = 1u << 24;
 constexpr u32 kInvlpga = 1u << 26;
@@ -41,6 +42,9 @@ constexpr u8 kFlushAsid = 3;  // needs flush-by-ASID (CPUID Fn8000_000A EDX[6])
 
 // The virtual interrupt control word (control area 0x60).
 constexpr u64 kVintrTprMask = 0xf;
+constexpr u64 kVintrIrq = u64{1} << 8;         // V_IRQ: a virtual interrupt is pending
+constexpr u64 kVintrPriorityMask = u64{0xf} << 16;  // V_INTR_PRIO
+constexpr u64 kVintrIgnoreTpr = u64{1} << 20;  // V_IGN_TPR
 constexpr u64 kVintrMasking = u64{1} << 24;
 
 constexpr u64 kInterruptShadow = u64{1} << 0;  // control area 0x68

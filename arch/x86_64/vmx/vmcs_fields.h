@@ -19,6 +19,8 @@ enum class Field : u32 {
     HostTrSelector = 0x0c0c,
 
     // 64-bit control fields.
+    IoBitmapA = 0x2000,
+    IoBitmapB = 0x2002,
     MsrBitmap = 0x2004,
     EptPointer = 0x201a,
     XssExitingBitmap = 0x202c,
@@ -117,12 +119,14 @@ constexpr u32 kPreemptionTimer = 1u << 6;
 }  // namespace pin
 
 namespace primary {
+constexpr u32 kInterruptWindowExiting = 1u << 2;
 constexpr u32 kHltExiting = 1u << 7;
 constexpr u32 kCr3LoadExiting = 1u << 15;
 constexpr u32 kCr3StoreExiting = 1u << 16;
 constexpr u32 kCr8LoadExiting = 1u << 19;
 constexpr u32 kCr8StoreExiting = 1u << 20;
 constexpr u32 kUnconditionalIoExiting = 1u << 24;
+constexpr u32 kUseIoBitmaps = 1u << 25;
 constexpr u32 kUseMsrBitmaps = 1u << 28;
 constexpr u32 kActivateSecondary = 1u << 31;
 }  // namespace primary

@@ -6,6 +6,7 @@
 
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/descriptors.h>
+#include <arch/x86_64/guest_msrs.h>
 #include <arch/x86_64/vmx/vmcs_fields.h>
 #include <arch/x86_64/vmx/vmx_capabilities.h>
 #include <arch/x86_64/vmx/vmx_instructions.h>
@@ -34,10 +35,6 @@ constexpr u64 kRflagsFixed = u64{1} << 1;
 constexpr u64 kDr7Reset = 0x400;
 constexpr u64 kPatPowerOn = 0x0007040600070406;  // SDM Vol. 3A "IA32_PAT MSR"
 
-constexpr u32 kMsrSysenterCs = 0x174;
-constexpr u32 kMsrSysenterEsp = 0x175;
-constexpr u32 kMsrSysenterEip = 0x176;
-
 constexpr u8 kBreakpointVector = 3;
 constexpr u8 kOverflowVector = 4;
 constexpr u8 kGeneralProtectionVector = 13;
@@ -63,7 +60,25 @@ constexpr u64 kRealModeReach = 1 * MiB;
 // Guest interruptibility state (SDM Vol. 3C 25.4.2): blocking by STI and by MOV SS.
 constexpr u64 kBlockingByStiOrMovSs = 3;
 constexpr u64 kNoVmcsLink = ~u64{0};
+// The bitmaps (SDM Vol. 3C 25.6.4, 25.6.9): two 4 KiB I/O bitmaps (ports 0-0x7fff, then the
+// rest) and one MSR bitmap (read low, read high, write low, write high; 1 KiB each). A set
+// bit makes the access exit.
+constexpr usize kIoBitmapFrames = 2;
 constexpr usize kMsrBitmapBytes = 4 * KiB;
+constexpr u32 kMsrBitmapWriteOffset = 2048;
+constexpr u32 kMsrHighRangeBase = 0xc0000000;
+constexpr u32 kMsrRangeSize = 0x2000;
+
+// Lets the guest read and write `msr` without an exit.
+void pass_through_msr(u8* bitmap, u32 msr) {
+    const bool high = msr >= kMsrHighRangeBase;
+    const u32 index = msr - (high ? kMsrHighRangeBase : 0);
+    LAMINA_ASSERT(index < kMsrRangeSize);
+    const u32 read_byte = (high ? 1024 : 0) + index / 8;
+    const u8 keep = static_cast<u8>(~(1u << (index % 8)));
+    bitmap[read_byte] &= keep;
+    bitmap[read_byte + kMsrBitmapWriteOffset] &= keep;
+}
 
 // EPTP (SDM Vol. 3C 25.6.11): paging structures write-back, a 4-level walk (length - 1).
 constexpr u64 kEptpMemoryTypeWriteBack = 6;
@@ -171,15 +186,18 @@ bool choose(const ControlChoice& choice, u32* out) {
 
 bool choose_controls(const Capabilities& caps, Controls* c) {
     // Host interrupts and NMIs end the guest's time slice; CR3 accesses stay with the guest
-    // (EPT); CR8 is the backend's (the guest must not reach the host's TPR); every I/O port and
-    // (through an all-ones bitmap) every MSR exits.
+    // (EPT); CR8 is the backend's (the guest must not reach the host's TPR); I/O ports and MSRs
+    // exit as the bitmaps say. Interrupt-window exiting is switched on when the core asks.
+    if (!caps.primary.allows(primary::kInterruptWindowExiting)) {
+        log::error("vmx: no interrupt-window exiting: virtual interrupts could not be delivered");
+        return false;
+    }
     return choose({"pin-based", caps.pin_based, pin::kExternalInterruptExiting | pin::kNmiExiting, 0, 0},
                   &c->pin) &&
            choose({"primary processor-based", caps.primary,
                    primary::kHltExiting | primary::kCr8LoadExiting | primary::kCr8StoreExiting |
-                       primary::kUnconditionalIoExiting | primary::kUseMsrBitmaps |
-                       primary::kActivateSecondary,
-                   0, primary::kCr3LoadExiting | primary::kCr3StoreExiting},
+                       primary::kUseIoBitmaps | primary::kUseMsrBitmaps | primary::kActivateSecondary,
+                   0, primary::kCr3LoadExiting | primary::kCr3StoreExiting | primary::kInterruptWindowExiting},
                   &c->primary) &&
            // Without the enable bits RDTSCP, INVPCID and XSAVES/XRSTORS raise #UD in the guest.
            choose({"secondary processor-based", caps.secondary,
@@ -228,7 +246,7 @@ public:
     VmxVcpu(const VmxVcpu&) = delete;
     VmxVcpu& operator=(const VmxVcpu&) = delete;
 
-    bool init(u64 eptp_root_phys, u16 vpid, const EntryState& entry);
+    bool init(const Stage2Binding& stage2, u16 vpid, const EntryState& entry);
 
     ExitInfo run() override;
     u64 rip() const override { return read_current(Field::GuestRip); }
@@ -245,6 +263,12 @@ public:
     DescriptorTable idtr() const override;
     void advance_rip() override;
     void inject_exception(u8 vector, bool has_error_code, u32 error_code) override;
+    bool can_inject_interrupt() const override;
+    void inject_interrupt(u8 vector) override;
+    void request_interrupt_window(bool on) override;
+    u64 pat() const override { return read_current(Field::GuestPat); }
+    void set_pat(u64 pat) override { write_current(Field::GuestPat, pat); }
+    u64 flushed_stage2_generation() const override { return flushed_generation_; }
 
 private:
     enum class CrWrite : u8 { Done, Faulted, NeedsCore };
@@ -266,6 +290,8 @@ private:
     }
 
     void write_controls(const Controls& controls, u64 eptp_root_phys, u16 vpid);
+    void switch_lazy_msrs(PerCpu& cpu);
+    void flush_stage2(u64 generation);
     void write_host_state();
     void write_entry_state(const EntryState& entry);
     void write_segment(u32 index, const Segment& s);
@@ -292,7 +318,14 @@ private:
     const u32 home_cpu_;
     u64 vmcs_phys_ = 0;
     u64 msr_bitmap_phys_ = 0;
+    u64 io_bitmaps_phys_ = 0;
     u16 vpid_ = 0;
+    // The primary processor-based controls as written, so the interrupt window needs no VMREAD.
+    u32 primary_controls_ = 0;
+    const Atomic<u64>* stage2_generation_ = nullptr;
+    u64 flushed_generation_ = 0;
+    // The guest's values of x86::kVmxLazyMsrs while another vCPU's are in the CPU.
+    u64 lazy_msrs_[sizeof(x86::kVmxLazyMsrs) / sizeof(u32)] = {};
     bool launched_ = false;
     u32 failed_writes_ = 0;
     // Neither is in the VMCS: CR2 is the CPU's own register while the guest runs, and CR8
@@ -310,7 +343,9 @@ VmxVcpu::~VmxVcpu() {
         vmclear(vmcs_phys_);
         memory::free_frames(vmcs_phys_);
     }
+    if (this_cpu()->lazy_msr_owner == this) this_cpu()->lazy_msr_owner = nullptr;
     if (msr_bitmap_phys_) memory::free_frames(msr_bitmap_phys_);
+    if (io_bitmaps_phys_) memory::free_frames(io_bitmaps_phys_, kIoBitmapFrames);
 }
 
 void VmxVcpu::make_current() const {
@@ -342,7 +377,7 @@ void VmxVcpu::write(Field field, u64 value) {
                instruction_error_text(read(Field::VmInstructionError)));
 }
 
-bool VmxVcpu::init(u64 eptp_root_phys, u16 vpid, const EntryState& entry) {
+bool VmxVcpu::init(const Stage2Binding& stage2, u16 vpid, const EntryState& entry) {
     const Capabilities& caps = capabilities();
     Controls controls;
     if (!this_cpu()->virtualization_on) {
@@ -368,20 +403,25 @@ bool VmxVcpu::init(u64 eptp_root_phys, u16 vpid, const EntryState& entry) {
     const u64 max_phys = caps.regions_below_4g ? 4 * GiB : memory::kNoLimit;
     vmcs_phys_ = memory::allocate_frames(1, 1, max_phys);
     msr_bitmap_phys_ = memory::allocate_frames(1, 1, max_phys);
-    if (!vmcs_phys_ || !msr_bitmap_phys_) {
+    io_bitmaps_phys_ = memory::allocate_frames(kIoBitmapFrames, 1, max_phys);
+    if (!vmcs_phys_ || !msr_bitmap_phys_ || !io_bitmaps_phys_) {
         log::error("vmx: no memory for a VMCS");
         return false;
     }
     *static_cast<u32*>(memory::phys_to_virt(vmcs_phys_)) = caps.revision_id;
-    // A set bit makes the access exit (SDM Vol. 3C 25.6.9): all ones intercepts every MSR.
-    str::fill_bytes(memory::phys_to_virt(msr_bitmap_phys_), 0xff, kMsrBitmapBytes);
+    // Every port exits (until a domain is given ports of its own); every MSR but the guest's own.
+    str::fill_bytes(memory::phys_to_virt(io_bitmaps_phys_), 0xff, kIoBitmapFrames * 4 * KiB);
+    auto* msr_bitmap = static_cast<u8*>(memory::phys_to_virt(msr_bitmap_phys_));
+    str::fill_bytes(msr_bitmap, 0xff, kMsrBitmapBytes);
+    for (u32 msr : x86::kGuestOwnedMsrs) pass_through_msr(msr_bitmap, msr);
     if (!vmclear(vmcs_phys_) || !vmptrld(vmcs_phys_)) {
         log::error("vmx: VMCLEAR/VMPTRLD of a new VMCS at {:#x} failed", vmcs_phys_);
         return false;
     }
     vpid_ = vpid;
 
-    write_controls(controls, eptp_root_phys, vpid);
+    write_controls(controls, stage2.root, vpid);
+    stage2_generation_ = stage2.generation;
     write_host_state();
     write_entry_state(entry);
     if (failed_writes_) return false;
@@ -394,12 +434,14 @@ bool VmxVcpu::init(u64 eptp_root_phys, u16 vpid, const EntryState& entry) {
         return false;
     }
     flush_vpid(vpid);
+    flushed_generation_ = stage2.generation->load(MemoryOrder::Acquire);
     return true;
 }
 
 void VmxVcpu::write_controls(const Controls& controls, u64 eptp_root_phys, u16 vpid) {
     write(Field::PinBasedControls, controls.pin);
     write(Field::PrimaryProcessorControls, controls.primary);
+    primary_controls_ = controls.primary;
     write(Field::SecondaryProcessorControls, controls.secondary);
     write(Field::VmExitControls, controls.exit);
     // "IA-32e mode guest" follows EFER.LMA (load_efer).
@@ -414,6 +456,8 @@ void VmxVcpu::write_controls(const Controls& controls, u64 eptp_root_phys, u16 v
     write(Field::PageFaultErrorCodeMask, 0);
     write(Field::PageFaultErrorCodeMatch, 0);
     write(Field::MsrBitmap, msr_bitmap_phys_);
+    write(Field::IoBitmapA, io_bitmaps_phys_);
+    write(Field::IoBitmapB, io_bitmaps_phys_ + 4 * KiB);
     write(Field::Cr0GuestHostMask, cr0_bits().owned());
     write(Field::Cr4GuestHostMask, cr4_bits().owned());
     write(Field::EptPointer, eptp_root_phys | kEptpMemoryTypeWriteBack | kEptpWalkLength4);
@@ -440,9 +484,9 @@ void VmxVcpu::write_host_state() {
     write(Field::HostTrBase, reinterpret_cast<u64>(&this_cpu()->descriptors.tss));
     write(Field::HostGdtrBase, x86::current_gdt().base);
     write(Field::HostIdtrBase, x86::current_idt().base);
-    write(Field::HostSysenterCs, rdmsr(kMsrSysenterCs));
-    write(Field::HostSysenterEsp, rdmsr(kMsrSysenterEsp));
-    write(Field::HostSysenterEip, rdmsr(kMsrSysenterEip));
+    write(Field::HostSysenterCs, rdmsr(x86::msr::kSysenterCs));
+    write(Field::HostSysenterEsp, rdmsr(x86::msr::kSysenterEsp));
+    write(Field::HostSysenterEip, rdmsr(x86::msr::kSysenterEip));
     write(Field::HostEfer, rdmsr(x86::msr::kEfer));
     write(Field::HostPat, rdmsr(x86::msr::kPat));
     // HOST_RSP is written by vmx_enter, which knows the stack it returns on.
@@ -636,11 +680,55 @@ void VmxVcpu::inject_exception(u8 vector, bool has_error_code, u32 error_code) {
     if (software) write(Field::VmEntryInstructionLength, read(Field::ExitInstructionLength));
 }
 
+// SDM Vol. 3C 27.3.2.3 / 27.6: an external interrupt is delivered at entry only when the guest
+// could take it there (RFLAGS.IF, no STI or MOV SS blocking), and one event at a time.
+bool VmxVcpu::can_inject_interrupt() const {
+    make_current();
+    return (read(Field::GuestRflags) & kRflagsInterrupt) && !(read(Field::GuestInterruptibility) & kBlockingByStiOrMovSs) &&
+           !(read(Field::VmEntryInterruptionInfo) & interruption::kValid);
+}
+
+void VmxVcpu::inject_interrupt(u8 vector) {
+    make_current();
+    write(Field::VmEntryInterruptionInfo,
+          vector | (static_cast<u32>(interruption::Type::ExternalInterrupt) << interruption::kTypeShift) |
+              interruption::kValid);
+}
+
+void VmxVcpu::request_interrupt_window(bool on) {
+    const u32 controls = on ? primary_controls_ | primary::kInterruptWindowExiting
+                            : primary_controls_ & ~primary::kInterruptWindowExiting;
+    if (controls == primary_controls_) return;
+    make_current();
+    write(Field::PrimaryProcessorControls, controls);
+    primary_controls_ = controls;
+}
+
+// KERNEL_GS_BASE and the SYSCALL MSRs are not in the VMCS, and the host never uses them: they
+// stay in the CPU between exits and are exchanged only when another vCPU runs on this CPU.
+[[gnu::noinline]] void VmxVcpu::switch_lazy_msrs(PerCpu& cpu) {
+    if (auto* previous = static_cast<VmxVcpu*>(cpu.lazy_msr_owner)) {
+        for (usize i = 0; i < sizeof(x86::kVmxLazyMsrs) / sizeof(u32); ++i)
+            previous->lazy_msrs_[i] = x86::rdmsr(x86::kVmxLazyMsrs[i]);
+    }
+    for (usize i = 0; i < sizeof(x86::kVmxLazyMsrs) / sizeof(u32); ++i) x86::wrmsr(x86::kVmxLazyMsrs[i], lazy_msrs_[i]);
+    cpu.lazy_msr_owner = this;
+}
+
+// The stage-2 space changed since this vCPU's last flush (hypervisor/stage2/stage2_space.h).
+// INVEPT drops the guest-physical and the combined translations of the EPTP (SDM Vol. 3C 29.4.3.1).
+[[gnu::noinline]] void VmxVcpu::flush_stage2(u64 generation) {
+    flush_ept(read(Field::EptPointer));
+    flushed_generation_ = generation;
+}
+
 ExitInfo VmxVcpu::run() {
     // An interrupt taken between here and VM entry would run with the guest's CR2 loaded, and
     // one taken after the exit would find the guest's registers half stored.
     LAMINA_ASSERT(!x86::interrupts_enabled());
     make_current();
+    PerCpu& cpu = *this_cpu();
+    if (cpu.lazy_msr_owner != this) [[unlikely]] switch_lazy_msrs(cpu);
     // Built in the caller's slot (every return returns it), so run() keeps no copy on its stack.
     // Not zeroed as a whole: decode_exit fills what the core reads for the reason.
     ExitInfo info;
@@ -651,6 +739,8 @@ ExitInfo VmxVcpu::run() {
             vmcs_rsp_ = gprs_[static_cast<u8>(Gpr::Rsp)];
         }
         if (x86::read_cr2() != cr2_) [[unlikely]] x86::write_cr2(cr2_);
+        const u64 generation = stage2_generation_->load(MemoryOrder::Acquire);
+        if (generation != flushed_generation_) [[unlikely]] flush_stage2(generation);
         const u64 result = vmx_enter(gprs_, launched_);
         cr2_ = x86::read_cr2();
         if (result != 0) [[unlikely]] {
@@ -905,13 +995,13 @@ VmxVcpu::CrWrite VmxVcpu::write_cr4_checked(u64 value) {
 
 }  // namespace
 
-Vcpu* create_vmx_vcpu(u64 eptp_root_phys, u16 vpid, const EntryState& entry) {
+Vcpu* create_vmx_vcpu(const Stage2Binding& stage2, u16 vpid, const EntryState& entry) {
     VmxVcpu* vcpu = heap().create<VmxVcpu>(this_cpu()->index);
     if (!vcpu) {
         log::error("vmx: no memory for a vCPU");
         return nullptr;
     }
-    if (!vcpu->init(eptp_root_phys, vpid, entry)) {
+    if (!vcpu->init(stage2, vpid, entry)) {
         heap().destroy(vcpu);
         return nullptr;
     }
