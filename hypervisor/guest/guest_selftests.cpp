@@ -44,6 +44,13 @@ void run_checking_guest(selftest::Context& t, const char* name) {
              console.plan, console.first_failure);
 }
 
+// Runs `guest` one exit at a time until it has printed `checks` passing checks (or ended).
+void run_until_checks(Guest& guest, u32 checks) {
+    while (guest.console().ok_lines < checks && guest.exits() < kExitBudget &&
+           guest.run(guest.exits() + 1) == GuestEnd::ExitBudget) {
+    }
+}
+
 // A guest run on another CPU's idle loop while this CPU does something else.
 struct RemoteGuest {
     const char* name;
@@ -86,12 +93,14 @@ LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when an
     u64 free_before = memory::stats().free_bytes;
     Guest* first = Guest::create_pvh("xmm_probe", image, size, kGuestRam);
     if (!t.expect(first != nullptr, "the first guest could not be created")) return;
-    // Stop it half-way through the line it prints after setting its marker (one exit per byte,
-    // after its two first checks)...
-    GuestEnd paused = first->run(first->exits() + 90);
+    // Stop it half-way through the line it prints after setting its markers (one exit per byte,
+    // after its three first checks)...
+    constexpr u32 kChecksBeforeMarkers = 3;
+    run_until_checks(*first, kChecksBeforeMarkers);
+    GuestEnd paused = first->run(first->exits() + 10);
     t.expect(paused == GuestEnd::ExitBudget, "the first guest did not pause (it ended: {})", guest_end_name(paused));
-    t.expect(first->console().ok_lines == 2, "the first guest paused after {} checks, not between its 2nd and 3rd",
-             first->console().ok_lines);
+    t.expect(first->console().ok_lines == kChecksBeforeMarkers, "the first guest paused after {} checks, not {}",
+             first->console().ok_lines, kChecksBeforeMarkers);
     // ... run a second one to completion on this CPU meanwhile: it must start clean ...
     GuestConsole second;
     run_test_guest(t, "xmm_probe", GuestEnd::Halted, &second, false);
@@ -106,7 +115,7 @@ LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when an
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
-LAMINA_SELFTEST("guest stage2_protect: a read-only page in stage 2 reads, and a write to it ends the guest") {
+LAMINA_SELFTEST("guest stage2_protect: a page made read-only while the guest runs reads, and a write ends it") {
     constexpr u64 kProtectedPage = 0x300000;  // tests/guests/stage2_protect
     const u8* image;
     usize size;
@@ -114,6 +123,8 @@ LAMINA_SELFTEST("guest stage2_protect: a read-only page in stage 2 reads, and a 
     u64 free_before = memory::stats().free_bytes;
     Guest* guest = Guest::create_pvh("stage2_protect", image, size, kGuestRam);
     if (!t.expect(guest != nullptr, "the guest could not be created")) return;
+    run_until_checks(*guest, 1);  // it has written the page and said so
+    t.expect(guest->console().ok_lines == 1, "the guest did not report its write ({} lines)", guest->console().ok_lines);
     t.expect(guest->protect(kProtectedPage, 4096, {.read = true, .write = false, .execute = false}),
              "stage 2 refused to write-protect the page");
     GuestEnd end = guest->run(kExitBudget);
@@ -123,7 +134,7 @@ LAMINA_SELFTEST("guest stage2_protect: a read-only page in stage 2 reads, and a 
                  exit.stage2.write && !exit.stage2.misconfigured,
              "the fault named {:#x} write={}", exit.stage2.guest_physical, exit.stage2.write);
     t.expect(guest->console().plan > 0 && guest->console().ok_lines == guest->console().plan,
-             "the guest's read check failed: {}", guest->console().first_failure);
+             "the guest's checks failed: {}", guest->console().first_failure);
     Guest::destroy(guest);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }

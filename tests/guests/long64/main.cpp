@@ -1,11 +1,59 @@
 // The 64-bit long-mode test guest: entered through PVH in 32-bit mode, it switched to long mode
 // itself (CR4.PAE, EFER.LME, CR0.PG), and now checks what the hypervisor shows it.
-#include <tests/guests/guest.h>
+#include <tests/guests/traps.h>
 
 using namespace guest;
 
+namespace {
+
+constexpr u32 kPat = 0x277;
+constexpr u32 kMtrrCap = 0xfe;
+constexpr u32 kMtrrDefType = 0x2ff;
+constexpr u32 kApicBase = 0x1b;
+constexpr u32 kFsBase = 0xc0000100;
+constexpr u32 kGsBase = 0xc0000101;
+constexpr u32 kKernelGsBase = 0xc0000102;
+constexpr u32 kAmdHwcr = 0xc0010015;  // not emulated: #GP
+constexpr int kGeneralProtection = 13;
+
+// The MSRs the allow-list answers, those the guest owns outright, and #GP for the rest.
+void check_msrs(Checks& t) {
+    u64 value = 0;
+    t.expect(rdmsr_checked(kPat, &value) < 0 && value == 0x0007040600070406, "msr: PAT reads its power-on value",
+             "{:#x}", value);
+    t.expect(wrmsr_checked(kPat, 0x0007010600070106) < 0 && rdmsr_checked(kPat, &value) < 0 &&
+                 value == 0x0007010600070106,
+             "msr: PAT takes WC entries", "{:#x}", value);
+    t.expect(wrmsr_checked(kPat, 0x0000000000000002) == kGeneralProtection && rdmsr_checked(kPat, &value) < 0 &&
+                 value == 0x0007010600070106,
+             "msr: a reserved PAT type is #GP and changes nothing", "{:#x}", value);
+    t.expect(rdmsr_checked(kMtrrCap, &value) < 0 && value == 0, "msr: MTRRCAP offers no ranges", "{:#x}", value);
+    t.expect(wrmsr_checked(kMtrrDefType, 0x806) < 0 && rdmsr_checked(kMtrrDefType, &value) < 0 && value == 0x806,
+             "msr: MTRR default type write-back, enabled", "{:#x}", value);
+    t.expect(rdmsr_checked(kApicBase, &value) < 0 && (value & ~0xfffull) == 0xfee00000 && (value & (1u << 11)),
+             "msr: the APIC base is the reset one, enabled", "{:#x}", value);
+    t.expect(rdmsr_checked(kAmdHwcr, &value) == kGeneralProtection, "msr: an MSR nobody emulates is #GP");
+
+    // Guest-owned: written and read without the hypervisor, switched with the vCPU.
+    static volatile u64 fs_target = 0x5eed;
+    t.expect(wrmsr_checked(kFsBase, reinterpret_cast<u64>(&fs_target)) < 0, "msr: FS base is writable");
+    u64 through_fs = 0;
+    asm volatile("movq %%fs:0, %0" : "=r"(through_fs));
+    t.expect(through_fs == 0x5eed, "msr: FS base moves FS", "read {:#x}", through_fs);
+    const u64 kernel_gs = 0xffff800012345000;
+    t.expect(wrmsr_checked(kKernelGsBase, kernel_gs) < 0, "msr: KERNEL_GS_BASE is writable");
+    asm volatile("swapgs" ::: "memory");
+    u64 gs_after_swap = 0;
+    rdmsr_checked(kGsBase, &gs_after_swap);
+    asm volatile("swapgs" ::: "memory");
+    t.expect(gs_after_swap == kernel_gs, "msr: SWAPGS exchanges GS base and KERNEL_GS_BASE", "{:#x}", gs_after_swap);
+}
+
+}  // namespace
+
 extern "C" void guest_main(u64 start_info) {
     Checks t;
+    install_traps();
 
     Cpuid signature = cpuid(0x40000000);
     char vendor[13] = {};
@@ -37,5 +85,6 @@ extern "C" void guest_main(u64 start_info) {
     static volatile u64 probe = 0x1234;
     asm volatile("invlpg (%0)" : : "r"(&probe) : "memory");
     t.expect(probe == 0x1234, "paging: INVLPG of a mapped page keeps it readable");
+    check_msrs(t);
     t.finish();
 }
