@@ -153,11 +153,14 @@ bool Guest::set_timer(u64 deadline_ns, u8 vector) {
     if (vector < VirtualInterrupts::kFirstVector) return false;
     timer_deadline_ns_ = deadline_ns;
     timer_vector_ = vector;
-    // This CPU's timer brings the guest out (an external-interrupt exit) when the deadline comes.
-    if (deadline_ns) {
-        const u64 now = time::now_ns();
-        apic::arm_timer(deadline_ns > now ? deadline_ns - now : 0);
+    if (!deadline_ns) return true;
+    const u64 now = time::now_ns();
+    if (deadline_ns <= now) {
+        check_timer();  // due already: pending from now on
+        return true;
     }
+    // This CPU's timer brings the guest out (an external-interrupt exit) when the deadline comes.
+    apic::arm_timer(deadline_ns - now);
     return true;
 }
 

@@ -139,6 +139,31 @@ LAMINA_SELFTEST("guest stage2_protect: a page made read-only while the guest run
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
+LAMINA_SELFTEST("guest interrupts: HLT blocks until the vCPU's timer; interrupts wait for the window") {
+    constexpr u8 kTimerVector = 0x40;  // tests/guests/interrupts
+    constexpr u8 kLateVector = 0x41;
+    constexpr u64 kSleepNs = 5000000;
+    const u8* image;
+    usize size;
+    if (!t.expect(boot_modules::find("interrupts", &image, &size), "no boot module named interrupts")) return;
+    u64 free_before = memory::stats().free_bytes;
+    Guest* guest = Guest::create_pvh("interrupts", image, size, kGuestRam);
+    if (!t.expect(guest != nullptr, "the guest could not be created")) return;
+    const u64 start = time::now_ns();
+    guest->set_timer(start + kSleepNs, kTimerVector);
+    run_until_checks(*guest, 1);
+    const u64 woke = time::now_ns();
+    t.expect(woke - start >= kSleepNs, "the guest ran on after {} us, before its timer", (woke - start) / 1000);
+    guest->set_timer(1, kLateVector);  // due at once: pending while the guest has interrupts off
+    GuestEnd end = guest->run(kExitBudget);
+    const GuestConsole& console = guest->console();
+    t.expect(end == GuestEnd::Halted, "the guest ended with \"{}\"", guest_end_name(end));
+    t.expect(console.plan > 0 && console.ok_lines == console.plan, "guest checks: {} ok of {}; first failure: {}",
+             console.ok_lines, console.plan, console.first_failure);
+    Guest::destroy(guest);
+    t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
+}
+
 LAMINA_SELFTEST("guest triple_fault: a triple-faulting guest is ended, the hypervisor goes on") {
     GuestConsole console;
     run_test_guest(t, "triple_fault", GuestEnd::TripleFault, &console);
