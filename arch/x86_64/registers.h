@@ -11,6 +11,7 @@ constexpr u64 kCr0Pe = u64{1} << 0;
 constexpr u64 kCr0Ts = u64{1} << 3;
 constexpr u64 kCr0Et = u64{1} << 4;
 constexpr u64 kCr0Ne = u64{1} << 5;
+constexpr u64 kCr0Wp = u64{1} << 16;
 constexpr u64 kCr0Nw = u64{1} << 29;
 constexpr u64 kCr0Cd = u64{1} << 30;
 constexpr u64 kCr0Pg = u64{1} << 31;
@@ -18,9 +19,11 @@ constexpr u64 kCr0Pg = u64{1} << 31;
 constexpr u64 kCr4Pse = u64{1} << 4;
 constexpr u64 kCr4Pae = u64{1} << 5;
 constexpr u64 kCr4Pge = u64{1} << 7;
+constexpr u64 kCr4La57 = u64{1} << 12;
 constexpr u64 kCr4Vmxe = u64{1} << 13;
 constexpr u64 kCr4Osxsave = u64{1} << 18;
 constexpr u64 kCr4Smep = u64{1} << 20;
+constexpr u64 kCr4Smap = u64{1} << 21;
 
 constexpr u64 kEferSce = u64{1} << 0;
 constexpr u64 kEferLme = u64{1} << 8;
@@ -30,5 +33,6 @@ constexpr u64 kEferSvme = u64{1} << 12;
 
 constexpr u64 kRflagsFixed = u64{1} << 1;  // always reads as one
 constexpr u64 kRflagsInterrupt = u64{1} << 9;
+constexpr u64 kRflagsVm = u64{1} << 17;  // virtual-8086 mode
 
 }  // namespace lamina::x86

@@ -20,6 +20,7 @@ const char* guest_end_name(GuestEnd end) {
         case GuestEnd::Halted: return "halted";
         case GuestEnd::TripleFault: return "triple fault";
         case GuestEnd::Stage2Fault: return "an access its stage-2 mapping does not allow";
+        case GuestEnd::BadMmio: return "a device access that cannot be emulated";
         case GuestEnd::InvalidState: return "invalid state";
         case GuestEnd::Unhandled: return "unhandled exit";
         case GuestEnd::ExitBudget: return "exit budget used up";
@@ -43,7 +44,7 @@ GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
         // The owner delivers pending interrupts before every entry; the exit only says "now".
         case ExitReason::InterruptWindow: return GuestEnd::Running;
         case ExitReason::TripleFault: return GuestEnd::TripleFault;
-        case ExitReason::Stage2Fault: return GuestEnd::Stage2Fault;
+        case ExitReason::Stage2Fault: return stage2_fault(vcpu, exit.stage2);
         case ExitReason::InvalidState: return GuestEnd::InvalidState;
         default: return GuestEnd::Unhandled;
     }
@@ -128,6 +129,26 @@ GuestEnd ExitHandler::xsetbv(Vcpu& vcpu) {
     xcr0_ = value;
     vcpu.advance_rip();
     return GuestEnd::Running;
+}
+
+// Device regions have no stage-2 mapping, so every access there faults and is emulated; a fault
+// anywhere else is an access the guest's memory does not allow, which ends it.
+GuestEnd ExitHandler::stage2_fault(Vcpu& vcpu, const Stage2FaultExit& fault) {
+    if (fault.misconfigured || fault.execute || !mmio_.find(fault.guest_physical, 1)) return GuestEnd::Stage2Fault;
+    const emulate::MmioResult result = emulate::emulate_mmio(vcpu, memory_, mmio_, paging_, fault.guest_physical,
+                                                             fault.write);
+    switch (result.status) {
+        case emulate::MmioStatus::Ok: return GuestEnd::Running;
+        case emulate::MmioStatus::Fault:
+            // The instruction cannot be fetched now: the guest sees the fault a fetch would raise.
+            if (result.vector == emulate::kPageFaultVector)
+                vcpu.set_control_register(ControlRegister::Cr2, result.address);
+            vcpu.inject_exception(result.vector, true, result.error_code);
+            return GuestEnd::Running;
+        default:
+            mmio_failure_ = result;
+            return GuestEnd::BadMmio;
+    }
 }
 
 }  // namespace lamina

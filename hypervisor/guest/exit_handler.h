@@ -1,10 +1,12 @@
 // The core's answers to a guest's exits, through the vendor-neutral vCPU only: CPUID by the
-// domain's policy, port I/O (to the domain's port handlers; unclaimed ports float high), the MSR
+// domain's policy, port I/O (to the domain's port handlers; unclaimed ports float high), MMIO to
+// the domain's device regions (hypervisor/emulate: fetched, decoded and emulated), the MSR
 // allow-list (msr_allow_list.h), XSETBV, hypercalls, HLT and the exits that end a guest. Hardware-independent, so
 // Catch2 drives it with a fake vCPU; what touches the machine goes through ExitHost.
 #pragma once
 
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/emulate/mmio.h>
 #include <hypervisor/guest/io_ports.h>
 #include <hypervisor/guest/msr_allow_list.h>
 #include <hypervisor/vcpu.h>
@@ -17,12 +19,22 @@ enum class GuestEnd : u8 {
     Halted,           // HLT with interrupts off: nothing can wake it
     TripleFault,
     Stage2Fault,      // an access its memory does not allow (unmapped, or protected)
+    BadMmio,          // an access to a device region that cannot be emulated (mmio_failure())
     InvalidState,     // the hardware refused to run it
     Unhandled,        // an exit the core cannot handle yet
     ExitBudget,       // stopped after the exits the caller allowed (not an end: it can go on)
 };
 
 const char* guest_end_name(GuestEnd end);
+
+// The domain a vCPU belongs to, as exit handling sees it.
+struct ExitDomain {
+    const cpuid::CpuidPolicy& cpuid;
+    const IoPortMap& ports;
+    const emulate::MmioMap& mmio;
+    emulate::GuestPhysicalReader& memory;  // its RAM, for fetching instructions
+    emulate::PagingFeatures paging;        // what its CPU's paging supports
+};
 
 // What exit handling needs from the machine and from the guest's owner.
 class ExitHost {
@@ -45,14 +57,17 @@ public:
     static constexpr u64 kUnclaimedIoReported = 8;  // the first accesses, then every 4096th
 
     // One per vCPU: `vcpu_index` is its number in the domain (its APIC id; 0 is the bootstrap one).
-    ExitHandler(const cpuid::CpuidPolicy& cpuid, const IoPortMap& ports, ExitHost& host, u32 vcpu_index = 0)
-        : cpuid_(cpuid), ports_(ports), host_(host), vcpu_index_(vcpu_index) {}
+    ExitHandler(const ExitDomain& domain, ExitHost& host, u32 vcpu_index = 0)
+        : cpuid_(domain.cpuid), ports_(domain.ports), mmio_(domain.mmio), memory_(domain.memory),
+          paging_(domain.paging), host_(host), vcpu_index_(vcpu_index) {}
 
     // Handles one exit; Running while the guest may go on.
     GuestEnd handle(Vcpu& vcpu, const ExitInfo& exit);
 
     u64 xcr0() const { return xcr0_; }
     u64 unclaimed_io() const { return unclaimed_io_; }
+    // Why the last BadMmio end happened.
+    const emulate::MmioResult& mmio_failure() const { return mmio_failure_; }
 
 private:
     // Each answers one kind of exit. Out of line, so that handle() stays a dispatcher that
@@ -62,14 +77,19 @@ private:
     [[gnu::noinline]] GuestEnd msr(Vcpu& vcpu, bool write);
     [[gnu::noinline]] GuestEnd xsetbv(Vcpu& vcpu);
     [[gnu::noinline]] GuestEnd hlt(Vcpu& vcpu);
+    [[gnu::noinline]] GuestEnd stage2_fault(Vcpu& vcpu, const Stage2FaultExit& fault);
 
     const cpuid::CpuidPolicy& cpuid_;
     const IoPortMap& ports_;
+    const emulate::MmioMap& mmio_;
+    emulate::GuestPhysicalReader& memory_;
+    const emulate::PagingFeatures paging_;
     ExitHost& host_;
     const u32 vcpu_index_;
     u64 xcr0_ = cpuid::xcr0::kX87;  // the reset value
     VirtualMsrs msrs_;
     u64 unclaimed_io_ = 0;
+    emulate::MmioResult mmio_failure_{};
 };
 
 }  // namespace lamina

@@ -2,6 +2,7 @@
 
 #include <arch/x86_64/apic.h>
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
 #include <hypervisor/heap.h>
 #include <hypervisor/log.h>
@@ -24,6 +25,12 @@ stage2::Stage2Format machine_stage2_format() {
     return virt::summary().vendor == virt::Vendor::Vmx ? stage2::Stage2Format::Ept : stage2::Stage2Format::Npt;
 }
 
+// The guest's paging is the host CPU's: its MAXPHYADDR and 1 GiB pages.
+emulate::PagingFeatures guest_paging_features() {
+    const x86::CpuFeatures& cpu = x86::cpu_features();
+    return {.physical_address_bits = cpu.physical_address_bits, .pages_1g = cpu.pages_1g};
+}
+
 stage2::Stage2Limits machine_stage2_limits() {
     const virt::Summary& v = virt::summary();
     return {.physical_address_bits = v.physical_address_bits,
@@ -35,7 +42,8 @@ stage2::Stage2Limits machine_stage2_limits() {
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), exits_handler_(cpuid_, ports_, *this) {
+      stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), 
+      exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features()}, *this) {
     ports_.claim(DebugConsole::kPort, 1, debug_console_);
 }
 
@@ -149,6 +157,19 @@ bool Guest::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
     return stage2_.protect(gpa, size, access).ok();
 }
 
+bool Guest::claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device) {
+    u64 end;
+    if (add_overflows(gpa, size, &end) || gpa < ram_bytes_) return false;
+    return mmio_.claim(gpa, size, device) == emulate::MmioMap::Status::Ok;
+}
+
+bool Guest::read(u64 gpa, void* out, usize size) {
+    const void* ram = guest_memory(gpa, size);
+    if (!ram) return false;
+    str::copy_bytes(out, ram, size);
+    return true;
+}
+
 bool Guest::set_timer(u64 deadline_ns, u8 vector) {
     if (vector < VirtualInterrupts::kFirstVector) return false;
     timer_deadline_ns_ = deadline_ns;
@@ -231,6 +252,13 @@ void Guest::finish(GuestEnd why, const ExitInfo& exit) {
               guest_end_name(why), exit_reason_name(exit.reason), exit.hardware_code, exit.qualification,
               exit.reason == ExitReason::InvalidState && exit.failure ? ": " : "",
               exit.reason == ExitReason::InvalidState && exit.failure ? exit.failure : "");
+    if (why == GuestEnd::BadMmio) {
+        const emulate::MmioResult& failure = exits_handler_.mmio_failure();
+        log::info("guest {}: device access at {:#x}: {}{}{}", name_, exit.stage2.guest_physical,
+                  emulate::mmio_status_name(failure.status),
+                  failure.status == emulate::MmioStatus::Undecodable ? ": " : "",
+                  failure.status == emulate::MmioStatus::Undecodable ? emulate::decode_status_name(failure.decode) : "");
+    }
     if (why == GuestEnd::Stage2Fault)
         log::info("guest {}: guest-physical {:#x} ({}{}{})", name_, exit.stage2.guest_physical,
                   exit.stage2.read ? "r" : "", exit.stage2.write ? "w" : "", exit.stage2.execute ? "x" : "");

@@ -21,7 +21,7 @@ struct GuestConsole {
     char first_failure[160] = {};
 };
 
-class Guest final : private ExitHost {
+class Guest final : private ExitHost, private emulate::GuestPhysicalReader {
 public:
     // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
     // reason, when the image is malformed or memory is short; nothing leaks either way.
@@ -34,6 +34,10 @@ public:
 
     // Changes what the guest may do with its RAM at [gpa, gpa + size), in stage 2.
     bool protect(u64 gpa, u64 size, stage2::Stage2Access access);
+    // Makes [gpa, gpa + size) a device region of this guest, emulated by `device`. The range
+    // must not be RAM (RAM never faults, so the device would never see an access).
+    bool claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device);
+
     // Raises `vector` at the vCPU; false for a vector no interrupt may use.
     bool raise_interrupt(u8 vector) { return interrupts_.raise(vector); }
     // The vCPU's one-shot timer: `vector` is raised once `deadline_ns` (time::now_ns) has passed;
@@ -68,6 +72,8 @@ private:
     void take_host_interrupts() override;
     void unclaimed_io(const IoExit& io, u64 count) override;
     u64 tsc() override;
+    // GuestPhysicalReader
+    bool read(u64 gpa, void* out, usize size) override;
 
     const char* name_;
     u64 ram_hpa_;
@@ -90,6 +96,7 @@ private:
     };
     DebugConsole debug_console_{*this};
     IoPortMap ports_;
+    emulate::MmioMap mmio_;
     ExitHandler exits_handler_;
     VirtualInterrupts interrupts_;
     u64 timer_deadline_ns_ = 0;

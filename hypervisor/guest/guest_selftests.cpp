@@ -7,6 +7,7 @@
 #include <hypervisor/memory.h>
 #include <hypervisor/selftest.h>
 #include <hypervisor/virt.h>
+#include <lamina/string.h>
 
 namespace lamina {
 namespace {
@@ -50,6 +51,27 @@ void run_until_checks(Guest& guest, u32 checks) {
            guest.run(guest.exits() + 1) == GuestEnd::ExitBudget) {
     }
 }
+
+// A device of plain registers for the MMIO guest: what is written reads back.
+class ScratchRegisters final : public emulate::MmioHandler {
+public:
+    static constexpr u64 kBase = 0x10000000;  // tests/guests/mmio
+    static constexpr u64 kBytes = 64 * 8;
+    u64 read(u64 gpa, u8 size) override {
+        u64 value = 0;
+        str::copy_bytes(&value, bytes_ + (gpa - kBase), size);
+        ++accesses;
+        return value;
+    }
+    void write(u64 gpa, u8 size, u64 value) override {
+        str::copy_bytes(bytes_ + (gpa - kBase), &value, size);
+        ++accesses;
+    }
+    u32 accesses = 0;
+
+private:
+    u8 bytes_[kBytes] = {};
+};
 
 // A guest run on another CPU's idle loop while this CPU does something else.
 struct RemoteGuest {
@@ -160,6 +182,25 @@ LAMINA_SELFTEST("guest interrupts: HLT blocks until the vCPU's timer; interrupts
     t.expect(end == GuestEnd::Halted, "the guest ended with \"{}\"", guest_end_name(end));
     t.expect(console.plan > 0 && console.ok_lines == console.plan, "guest checks: {} ok of {}; first failure: {}",
              console.ok_lines, console.plan, console.first_failure);
+    Guest::destroy(guest);
+    t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
+}
+
+LAMINA_SELFTEST("guest mmio: device accesses are decoded and emulated through the domain's handler") {
+    const u8* image;
+    usize size;
+    if (!t.expect(boot_modules::find("mmio", &image, &size), "no boot module named mmio")) return;
+    u64 free_before = memory::stats().free_bytes;
+    Guest* guest = Guest::create_pvh("mmio", image, size, kGuestRam);
+    if (!t.expect(guest != nullptr, "the guest could not be created")) return;
+    ScratchRegisters device;
+    t.expect(guest->claim_mmio(ScratchRegisters::kBase, ScratchRegisters::kBytes, device), "the claim was refused");
+    GuestEnd end = guest->run(kExitBudget);
+    const GuestConsole& console = guest->console();
+    t.expect(end == GuestEnd::Halted, "the guest ended with \"{}\"", guest_end_name(end));
+    t.expect(console.plan > 0 && console.ok_lines == console.plan, "guest checks: {} ok of {}; first failure: {}",
+             console.ok_lines, console.plan, console.first_failure);
+    t.expect(device.accesses >= 20, "the device saw {} accesses", device.accesses);
     Guest::destroy(guest);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }

@@ -2,7 +2,10 @@
 
 #include <hypervisor/guest/exit_handler.h>
 #include <hypervisor/guest/virtual_interrupts.h>
+#include <tests/unit/fake_guest_memory.h>
+#include <tests/unit/fake_vcpu.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -10,49 +13,7 @@ using namespace lamina;
 
 namespace {
 
-// A vCPU in host memory: registers, and a record of what the core asked of it.
-class FakeVcpu final : public Vcpu {
-public:
-    ExitInfo run() override { return {}; }
-    u64 rip() const override { return rip_; }
-    void set_rip(u64 rip) override { rip_ = rip; }
-    u64 rflags() const override { return rflags_; }
-    void set_rflags(u64 rflags) override { rflags_ = rflags; }
-    u64 control_register(ControlRegister cr) const override { return cr == ControlRegister::Cr4 ? cr4 : 0; }
-    void set_control_register(ControlRegister, u64) override {}
-    u64 efer() const override { return efer_; }
-    void set_efer(u64 efer) override { efer_ = efer; }
-    Segment segment(SegmentRegister) const override { return {}; }
-    void set_segment(SegmentRegister, const Segment&) override {}
-    DescriptorTable gdtr() const override { return {}; }
-    DescriptorTable idtr() const override { return {}; }
-    void advance_rip() override { ++advanced; }
-    void inject_exception(u8 vector, bool has_error_code, u32 error_code) override {
-        injected.push_back(vector);
-        CHECK(has_error_code);
-        CHECK(error_code == 0);
-    }
-    bool can_inject_interrupt() const override { return (rflags_ & (1u << 9)) && !shadow && interrupts.empty(); }
-    void inject_interrupt(u8 vector) override {
-        REQUIRE(can_inject_interrupt());
-        interrupts.push_back(vector);
-    }
-    void request_interrupt_window(bool on) override { window = on; }
-    u64 pat() const override { return pat_; }
-    void set_pat(u64 pat) override { pat_ = pat; }
-    u64 flushed_stage2_generation() const override { return 0; }
-
-    u64 cr4 = 0;
-    u64 rflags_ = 2;
-    u64 pat_ = 0x0007040600070406;
-    bool shadow = false;
-    bool window = false;
-    std::vector<u8> interrupts;  // injected, not yet taken by the "guest"
-    u64 efer_ = 0;
-    u64 rip_ = 0x1000;
-    int advanced = 0;
-    std::vector<u8> injected;
-};
+using testing::FakeVcpu;
 
 class FakeHost final : public ExitHost {
 public:
@@ -109,9 +70,11 @@ struct Fixture {
     cpuid::CpuidPolicy policy;
     FakeConsole console;
     IoPortMap ports;
+    emulate::MmioMap mmio;
+    testing::FakeGuestMemory memory;
     FakeHost host;
     FakeVcpu vcpu;
-    ExitHandler handler{policy, ports, host};
+    ExitHandler handler{{policy, ports, mmio, memory, {}}, host};
 };
 
 }  // namespace
@@ -129,7 +92,7 @@ TEST_CASE_METHOD(Fixture, "exits: CPUID answers from the policy and steps over t
     exit(ExitReason::Cpuid);
     CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 5)) == 0);   // VMX hidden
     CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 27)) == 0);  // OSXSAVE mirrors CR4, which is clear
-    vcpu.cr4 = 1u << 18;
+    vcpu.cr_values[4] = 1u << 18;
     vcpu.set_gpr(Gpr::Rax, 1);
     exit(ExitReason::Cpuid);
     CHECK((vcpu.gpr(Gpr::Rcx) & (1u << 27)) != 0);
@@ -177,7 +140,7 @@ TEST_CASE_METHOD(Fixture, "exits: EFER is on the allow-list, every other MSR is 
     CHECK(vcpu.efer() == ((1u << 8) | (1u << 11)));
     CHECK(vcpu.advanced == 1);
 
-    vcpu.efer_ |= 1u << 10;  // the CPU set LMA
+    vcpu.efer_value |= 1u << 10;  // the CPU set LMA
     vcpu.set_gpr(Gpr::Rax, 1u << 8);
     exit(ExitReason::MsrWrite);
     CHECK(vcpu.efer() == ((1u << 8) | (1u << 10)));  // a write cannot clear LMA
@@ -192,7 +155,7 @@ TEST_CASE_METHOD(Fixture, "exits: EFER is on the allow-list, every other MSR is 
             vcpu.set_gpr(Gpr::Rdx, bit >> 32);
             exit(ExitReason::MsrWrite);
         }
-        CHECK(vcpu.injected == std::vector<u8>{13, 13, 13});
+        CHECK(vcpu.injected_vectors() == std::vector<u8>{13, 13, 13});
         CHECK(vcpu.efer() == ((1u << 8) | (1u << 10)));
     }
     SECTION("an MSR nobody emulates, read or written") {
@@ -200,7 +163,7 @@ TEST_CASE_METHOD(Fixture, "exits: EFER is on the allow-list, every other MSR is 
         int before = vcpu.advanced;
         exit(ExitReason::MsrRead);
         exit(ExitReason::MsrWrite);
-        CHECK(vcpu.injected == std::vector<u8>{13, 13});
+        CHECK(vcpu.injected_vectors() == std::vector<u8>{13, 13});
         CHECK(vcpu.advanced == before);  // a fault does not complete the instruction
     }
 }
@@ -235,7 +198,7 @@ TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits
     CHECK(exit(ExitReason::ExternalInterrupt) == GuestEnd::Running);
     CHECK(host.interrupt_windows == 1);
     CHECK(exit(ExitReason::Hlt) == GuestEnd::Halted);  // with RFLAGS.IF clear nothing can wake it
-    vcpu.rflags_ |= 1u << 9;
+    vcpu.rflags_value |= 1u << 9;
     int before = vcpu.advanced;
     CHECK(exit(ExitReason::Hlt) == GuestEnd::Blocked);
     CHECK(vcpu.advanced == before + 1);  // it resumes after the HLT, where the interrupt returns to
@@ -351,16 +314,18 @@ TEST_CASE("msrs: on an AMD guest the Intel-only MSRs are #GP, and only vCPU 0 is
     REQUIRE(policy.init(AmdHost{}, {.vcpu_count = 2}) == cpuid::Status::Ok);
     REQUIRE(policy.amd());
     IoPortMap ports;
+    emulate::MmioMap mmio;
+    testing::FakeGuestMemory memory;
     FakeHost host;
     FakeVcpu vcpu;
-    ExitHandler second(policy, ports, host, 1);
+    ExitHandler second({policy, ports, mmio, memory, {}}, host, 1);
     ExitInfo info{};
     info.reason = ExitReason::MsrRead;
     vcpu.set_gpr(Gpr::Rcx, 0x1a0);
     second.handle(vcpu, info);
     vcpu.set_gpr(Gpr::Rcx, 0x3a);
     second.handle(vcpu, info);
-    CHECK(vcpu.injected == std::vector<u8>{13, 13});
+    CHECK(vcpu.injected_vectors() == std::vector<u8>{13, 13});
     vcpu.set_gpr(Gpr::Rcx, 0x1b);
     second.handle(vcpu, info);
     CHECK(vcpu.gpr(Gpr::Rax) == (0xfee00000 | (1u << 11)));  // no BSP bit
@@ -379,35 +344,122 @@ TEST_CASE("virtual interrupts: highest vector first, the window while the guest 
     REQUIRE(irqs.raise(0x41));
     CHECK(irqs.pending());
 
-    irqs.deliver(vcpu);  // IF clear: nothing injected, the window requested
-    CHECK(vcpu.interrupts.empty());
-    CHECK(vcpu.window);
-
-    vcpu.rflags_ |= 1u << 9;
-    vcpu.shadow = true;  // STI shadow
+    vcpu.interruptible = false;  // IF clear, an STI shadow, or another event queued
     irqs.deliver(vcpu);
-    CHECK(vcpu.interrupts.empty());
-    vcpu.shadow = false;
+    CHECK(vcpu.injected_interrupts.empty());
+    CHECK(vcpu.interrupt_window_requested);
+    CHECK(irqs.is_pending(0xf0));
 
+    vcpu.interruptible = true;
     std::vector<u8> taken;
     while (irqs.pending()) {
         irqs.deliver(vcpu);
-        REQUIRE(vcpu.interrupts.size() == 1);
-        taken.push_back(vcpu.interrupts.back());
-        CHECK(vcpu.window == irqs.pending());
-        vcpu.interrupts.clear();  // the guest took it
+        REQUIRE(vcpu.injected_interrupts.size() == 1);
+        taken.push_back(vcpu.injected_interrupts.back());
+        CHECK(vcpu.interrupt_window_requested == irqs.pending());
+        vcpu.injected_interrupts.clear();  // the guest took it
     }
     CHECK(taken == std::vector<u8>{0xf0, 0x41, 0x30});
     CHECK_FALSE(irqs.is_pending(0x30));
-    CHECK_FALSE(vcpu.window);
+    CHECK_FALSE(vcpu.interrupt_window_requested);
 
     // Every vector from 16 up, across all four words of the register.
     for (int v = 255; v >= 16; --v) REQUIRE(irqs.raise(static_cast<u8>(v)));
     for (int v = 255; v >= 16; --v) {
         irqs.deliver(vcpu);
-        REQUIRE(vcpu.interrupts.size() == 1);
-        CHECK(vcpu.interrupts.back() == v);
-        vcpu.interrupts.clear();
+        REQUIRE(vcpu.injected_interrupts.size() == 1);
+        CHECK(vcpu.injected_interrupts.back() == v);
+        vcpu.injected_interrupts.clear();
     }
     CHECK_FALSE(irqs.pending());
+}
+
+namespace {
+
+// A device register file: 8-byte registers, little-endian, that remembers every access.
+class Registers final : public emulate::MmioHandler {
+public:
+    u64 read(u64 gpa, u8 size) override {
+        ++reads;
+        u64 value = 0;
+        std::memcpy(&value, bytes + (gpa - kBase), size);
+        return value;
+    }
+    void write(u64 gpa, u8 size, u64 value) override {
+        ++writes;
+        std::memcpy(bytes + (gpa - kBase), &value, size);
+    }
+    static constexpr u64 kBase = 0xfe000000;
+    u8 bytes[64] = {};
+    int reads = 0, writes = 0;
+};
+
+struct MmioFixture : Fixture {
+    MmioFixture() {
+        REQUIRE(mmio.claim(Registers::kBase, sizeof device.bytes, device) == emulate::MmioMap::Status::Ok);
+        memory.add_ram(0, 0x10000);
+        // 32-bit protected mode, paging off, flat code at 0x1000.
+        vcpu.cr_values[0] = 1;
+        vcpu.seg(SegmentRegister::Cs) = {0x08, 0, 0xffffffff, 0xc09b};
+        vcpu.seg(SegmentRegister::Ds) = {0x10, 0, 0xffffffff, 0xc093};
+        vcpu.seg(SegmentRegister::Ss) = {0x10, 0, 0xffffffff, 0xc093};
+        vcpu.rip_value = 0x1000;
+    }
+    GuestEnd fault(const std::vector<u8>& code, u64 gpa, bool write, bool execute = false) {
+        memory.write(0x1000, code.data(), code.size());
+        ExitInfo info{};
+        info.reason = ExitReason::Stage2Fault;
+        info.stage2 = {gpa, !write && !execute, write, execute, false};
+        return handler.handle(vcpu, info);
+    }
+    Registers device;
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(MmioFixture, "exits: a stage-2 fault in a device region is emulated through its handler") {
+    vcpu.set_gpr(Gpr::Rax, Registers::kBase + 8);
+    vcpu.set_gpr(Gpr::Rcx, 0x11223344);
+    REQUIRE(fault({0x89, 0x08}, Registers::kBase + 8, true) == GuestEnd::Running);  // mov [eax], ecx
+    CHECK(device.writes == 1);
+    CHECK(device.bytes[8] == 0x44);
+    CHECK(vcpu.rip_value == 0x1002);
+    CHECK(vcpu.advanced == 0);  // the emulator moved RIP itself
+
+    vcpu.rip_value = 0x1000;
+    REQUIRE(fault({0x8b, 0x10}, Registers::kBase + 8, false) == GuestEnd::Running);  // mov edx, [eax]
+    CHECK(vcpu.gpr(Gpr::Rdx) == 0x11223344);
+}
+
+TEST_CASE_METHOD(MmioFixture, "exits: stage-2 faults the emulator must not or cannot take end the guest") {
+    vcpu.set_gpr(Gpr::Rax, Registers::kBase);
+    SECTION("outside every device region") {
+        CHECK(fault({0x89, 0x08}, 0xfd000000, true) == GuestEnd::Stage2Fault);
+    }
+    SECTION("an instruction fetch from a device region") {
+        CHECK(fault({0x89, 0x08}, Registers::kBase, false, true) == GuestEnd::Stage2Fault);
+    }
+    SECTION("a string instruction") {
+        CHECK(fault({0xf3, 0xa4}, Registers::kBase, true) == GuestEnd::BadMmio);  // rep movsb
+        CHECK(handler.mmio_failure().status == emulate::MmioStatus::Undecodable);
+    }
+    SECTION("a read where the hardware saw a write") {
+        CHECK(fault({0x8b, 0x10}, Registers::kBase, true) == GuestEnd::BadMmio);
+        CHECK(handler.mmio_failure().status == emulate::MmioStatus::DirectionMismatch);
+    }
+    CHECK(device.reads + device.writes == 0);
+    CHECK(vcpu.rip_value == 0x1000);
+}
+
+TEST_CASE_METHOD(MmioFixture, "exits: an instruction that can no longer be fetched raises the guest's #PF") {
+    // Paging on (32-bit, CR3 at 0x2000, an empty page directory): the code is not mapped.
+    vcpu.cr_values[0] = 0x80000001;
+    vcpu.cr_values[3] = 0x2000;
+    vcpu.set_gpr(Gpr::Rax, Registers::kBase);
+    REQUIRE(fault({0x89, 0x08}, Registers::kBase, true) == GuestEnd::Running);
+    CHECK(vcpu.injected_vectors() == std::vector<u8>{14});
+    // Not present, supervisor; no I/D bit: 32-bit paging without SMEP has none (SDM Vol. 3A 4.7).
+    CHECK(vcpu.injected.back().error_code == 0);
+    CHECK(vcpu.cr_values[2] == 0x1000);
+    CHECK(device.reads + device.writes == 0);
 }
