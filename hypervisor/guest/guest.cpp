@@ -12,7 +12,7 @@
 #include <hypervisor/virt.h>
 #include <lamina/assert.h>
 #include <lamina/elf.h>
-#include <hypervisor/guest/pvh.h>
+#include <lamina/pvh.h>
 #include <lamina/string.h>
 
 namespace lamina {
