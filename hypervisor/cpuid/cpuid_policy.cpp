@@ -285,7 +285,7 @@ Registers CpuidPolicy::hypervisor(u32 leaf) const {
     switch (leaf) {
         case kSignatureLeaf:
             return {kLastHypervisorLeaf, signature_word(0), signature_word(4), signature_word(8)};
-        case kVersionLeaf: return {abi::kVersion, control_domain_ ? kDomainControl : 0, 0, 0};
+        case kVersionLeaf: return {kAbiVersion, control_domain_ ? kDomainControl : 0, 0, 0};
         case kHypercallLeaf: return {kHypercallPageCount, kHypercallPageMsr, 0, 0};
         default: return {};  // the rest of the range is reserved
     }

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include <hypervisor/cpuid/abi_version.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <lamina/abi/version.h>
 
 #include <cstring>
 #include <map>
@@ -174,7 +174,7 @@ TEST_CASE("cpuid: the hypervisor leaves", "[cpuid]") {
 
     const Registers version = guest.lookup(0x4000'0001, 0, {});
     CHECK(version.eax == 0x0001'0000);
-    CHECK(version.eax == lamina::abi::kVersion);
+    CHECK(version.eax == LAMINA_ABI_VERSION);
     CHECK(version.ebx == 0);
     CHECK(dom0.lookup(0x4000'0001, 0, {}).ebx == kDomainControl);
 
