@@ -95,11 +95,11 @@ GuestEnd ExitHandler::msr(Vcpu& vcpu, bool write) {
     if (write) {
         result = msrs_.write(vcpu, context, index, edx_eax(vcpu));
     } else {
-        u64 value = 0;
-        result = msrs_.read(vcpu, context, index, &value);
+        const VirtualMsrs::Read read = msrs_.read(vcpu, context, index);
+        result = read.result;
         if (result == VirtualMsrs::Result::Done) {
-            vcpu.set_gpr(Gpr::Rax, static_cast<u32>(value));
-            vcpu.set_gpr(Gpr::Rdx, value >> 32);
+            vcpu.set_gpr(Gpr::Rax, static_cast<u32>(read.value));
+            vcpu.set_gpr(Gpr::Rdx, read.value >> 32);
         }
     }
     if (result == VirtualMsrs::Result::Fault) {

@@ -34,33 +34,27 @@ bool valid_pat(u64 pat) {
 
 }  // namespace
 
-VirtualMsrs::Result VirtualMsrs::read(const Vcpu& vcpu, const MsrContext& context, u32 msr, u64* value) const {
+VirtualMsrs::Read VirtualMsrs::read(const Vcpu& vcpu, MsrContext context, u32 msr) const {
+    constexpr Read kFault{Result::Fault, 0};
     switch (msr) {
-        case msr_index::kEfer: *value = vcpu.efer(); return Result::Done;
-        case msr_index::kPat: *value = vcpu.pat(); return Result::Done;
-        case msr_index::kTsc: *value = context.tsc; return Result::Done;
+        case msr_index::kEfer: return {Result::Done, vcpu.efer()};
+        case msr_index::kPat: return {Result::Done, vcpu.pat()};
+        case msr_index::kTsc: return {Result::Done, context.tsc};
         case msr_index::kApicBase:
-            *value = kApicBaseDefault | kApicBaseEnable | (context.bootstrap ? kApicBaseBootstrap : 0);
-            return Result::Done;
-        case msr_index::kMtrrCap: *value = 0; return Result::Done;  // no variable, fixed or WC ranges
-        case msr_index::kMtrrDefType: *value = mtrr_def_type_; return Result::Done;
+            return {Result::Done, kApicBaseDefault | kApicBaseEnable | (context.bootstrap ? kApicBaseBootstrap : 0)};
+        case msr_index::kMtrrCap: return {Result::Done, 0};  // no variable, fixed or WC ranges
+        case msr_index::kMtrrDefType: return {Result::Done, mtrr_def_type_};
         case msr_index::kMcgCap:
-        case msr_index::kMcgStatus: *value = 0; return Result::Done;  // no banks, nothing in progress
-        case msr_index::kBiosSignId: *value = 0; return Result::Done;  // no microcode revision to report
-        case msr_index::kMiscEnable:
-            if (context.amd) return Result::Fault;
-            *value = kMiscEnable;
-            return Result::Done;
-        case msr_index::kFeatureControl:
-            // Locked with VMX off: the guest's CPUID has no VMX either.
-            if (context.amd) return Result::Fault;
-            *value = kFeatureControlLocked;
-            return Result::Done;
-        default: return Result::Fault;
+        case msr_index::kMcgStatus: return {Result::Done, 0};  // no banks, nothing in progress
+        case msr_index::kBiosSignId: return {Result::Done, 0};  // no microcode revision to report
+        case msr_index::kMiscEnable: return context.amd ? kFault : Read{Result::Done, kMiscEnable};
+        // Locked with VMX off: the guest's CPUID has no VMX either.
+        case msr_index::kFeatureControl: return context.amd ? kFault : Read{Result::Done, kFeatureControlLocked};
+        default: return kFault;
     }
 }
 
-VirtualMsrs::Result VirtualMsrs::write(Vcpu& vcpu, const MsrContext& context, u32 msr, u64 value) {
+VirtualMsrs::Result VirtualMsrs::write(Vcpu& vcpu, MsrContext context, u32 msr, u64 value) {
     switch (msr) {
         case msr_index::kEfer:
             if (value & ~(kEferGuestWritable | kEferLma)) return Result::Fault;
@@ -81,9 +75,8 @@ VirtualMsrs::Result VirtualMsrs::write(Vcpu& vcpu, const MsrContext& context, u3
         case msr_index::kApicBase:
         case msr_index::kMiscEnable: {
             // Rewriting the value it reads is accepted; changing it is not emulated.
-            u64 current = 0;
-            return read(vcpu, context, msr, &current) == Result::Done && value == current ? Result::Done
-                                                                                           : Result::Fault;
+            const Read current = read(vcpu, context, msr);
+            return current.result == Result::Done && value == current.value ? Result::Done : Result::Fault;
         }
         default: return Result::Fault;  // read-only (MTRRCAP, MCG_CAP, TSC, FEATURE_CONTROL) or absent
     }

@@ -35,9 +35,15 @@ struct MsrContext {
 class VirtualMsrs {
 public:
     enum class Result : u8 { Done, Fault };  // Fault: the core injects #GP(0)
+    struct Read {
+        Result result;
+        u64 value;
+    };
 
-    Result read(const Vcpu& vcpu, const MsrContext& context, u32 msr, u64* value) const;
-    Result write(Vcpu& vcpu, const MsrContext& context, u32 msr, u64 value);
+    // Both small enough to travel in registers: no stack slot (nor stack-protector check) on
+    // the MSR exit path.
+    Read read(const Vcpu& vcpu, MsrContext context, u32 msr) const;
+    Result write(Vcpu& vcpu, MsrContext context, u32 msr, u64 value);
 
     static constexpr u64 kApicBaseDefault = 0xfee00000;
 
