@@ -60,6 +60,11 @@ void vprint(const char* fmt, const FormatArg* args, usize count) {
     vformat(sink, fmt, args, count);
 }
 
+void write_console(const char* text, usize length) {
+    x86::IrqSpinLockGuard guard(state.lock);
+    if (state.console) state.console->write(text, length);
+}
+
 void drain_console() {
     if (state.console) state.console->drain();
 }
@@ -77,13 +82,17 @@ void break_console_lock() {
     state.lock.unlock();
 }
 
-usize read_ring(char* out, usize size) {
+usize read_from(u64* position, char* out, usize size) {
     x86::IrqSpinLockGuard guard(state.lock);
-    usize available = static_cast<usize>(min<u64>(state.ring_written, kRingSize));
-    usize n = min(available, size);
-    u64 start = state.ring_written - n;
-    for (usize i = 0; i < n; ++i) out[i] = ring[(start + i) % kRingSize];
+    // What the ring still holds starts here; anything older was overwritten and is skipped.
+    const u64 oldest = state.ring_written > kRingSize ? state.ring_written - kRingSize : 0;
+    u64 from = *position < oldest ? oldest : min(*position, state.ring_written);
+    const usize n = static_cast<usize>(min<u64>(state.ring_written - from, size));
+    for (usize i = 0; i < n; ++i) out[i] = ring[(from + i) % kRingSize];
+    *position = from + n;
     return n;
 }
+
+int read_console_input() { return state.console ? state.console->read_byte() : -1; }
 
 }  // namespace lamina::log

@@ -22,6 +22,8 @@ void vprint(const char* fmt, const FormatArg* args, usize count);
 
 // Waits until the console has sent everything: before the machine or emulator stops.
 void drain_console();
+// Text for the physical console only, not the log (the control domain's console output).
+void write_console(const char* text, usize length);
 
 // Raw text straight to the console, without the lock: for the panic path only.
 void emergency_write(const char* text);
@@ -47,7 +49,11 @@ LAMINA_LOG_LEVEL_FUNCTION(info, Level::Info)
 LAMINA_LOG_LEVEL_FUNCTION(debug, Level::Debug)
 #undef LAMINA_LOG_LEVEL_FUNCTION
 
-// The last `size` bytes of log text, oldest first; returns the bytes copied.
-usize read_ring(char* out, usize size);
+// Log text from stream offset *position (bytes ever logged), up to `size` bytes; what the ring
+// no longer holds is skipped. Returns the bytes copied and moves *position past them.
+usize read_from(u64* position, char* out, usize size);
+
+// A byte typed on the console, or -1 when none is waiting.
+int read_console_input();
 
 }  // namespace lamina::log

@@ -97,6 +97,13 @@ enum class EntryMode : u8 {
     Protected32  // the PVH entry: flat 32-bit segments, paging off, EBX = start info
 };
 
+// Where the guest's code runs: its privilege level, and whether in 64-bit mode (EFER.LMA and
+// CS.L). The hypercall ABI allows calls from CPL 0 in 64-bit mode only.
+struct ExecutionMode {
+    u8 cpl;
+    bool long_mode;
+};
+
 struct EntryState {
     EntryMode mode;
     u64 rip;
@@ -132,6 +139,8 @@ public:
     virtual void set_segment(SegmentRegister s, const Segment& value) = 0;
     virtual DescriptorTable gdtr() const = 0;
     virtual DescriptorTable idtr() const = 0;
+    // One call on the hypercall path, where segment() twice would cost conversions.
+    virtual ExecutionMode execution_mode() const = 0;
 
     // Steps over the instruction that caused the last exit.
     virtual void advance_rip() = 0;

@@ -7,7 +7,6 @@ namespace {
 using namespace x86;
 
 constexpr u8 kGeneralProtection = 13;
-constexpr u64 kEnosys = static_cast<u64>(-38);
 
 u64 edx_eax(const Vcpu& vcpu) { return (vcpu.gpr(Gpr::Rdx) << 32) | static_cast<u32>(vcpu.gpr(Gpr::Rax)); }
 
@@ -21,6 +20,7 @@ const char* guest_end_name(GuestEnd end) {
         case GuestEnd::TripleFault: return "triple fault";
         case GuestEnd::Stage2Fault: return "an access its stage-2 mapping does not allow";
         case GuestEnd::BadMmio: return "a device access that cannot be emulated";
+        case GuestEnd::Shutdown: return "shut down";
         case GuestEnd::InvalidState: return "invalid state";
         case GuestEnd::Unhandled: return "unhandled exit";
         case GuestEnd::ExitBudget: return "exit budget used up";
@@ -36,10 +36,7 @@ GuestEnd ExitHandler::handle(Vcpu& vcpu, const ExitInfo& exit) {
         case ExitReason::MsrWrite: return msr(vcpu, true);
         case ExitReason::Xsetbv: return xsetbv(vcpu);
         case ExitReason::ExternalInterrupt: host_.take_host_interrupts(); return GuestEnd::Running;
-        case ExitReason::Hypercall:
-            vcpu.set_gpr(Gpr::Rax, kEnosys);  // until the hypercall ABI exists
-            vcpu.advance_rip();
-            return GuestEnd::Running;
+        case ExitReason::Hypercall: return hypercall(vcpu);
         case ExitReason::Hlt: return hlt(vcpu);
         // The owner delivers pending interrupts before every entry; the exit only says "now".
         case ExitReason::InterruptWindow: return GuestEnd::Running;
@@ -89,6 +86,15 @@ GuestEnd ExitHandler::io(Vcpu& vcpu, const IoExit& io) {
 
 GuestEnd ExitHandler::msr(Vcpu& vcpu, bool write) {
     const u32 index = static_cast<u32>(vcpu.gpr(Gpr::Rcx));
+    if (index == LAMINA_HYPERCALL_PAGE_MSR) [[unlikely]] {
+        // Write-only (the ABI): a read, or a value that names no page of the guest, is #GP.
+        if (!write || !host_.install_hypercall_page(edx_eax(vcpu))) {
+            vcpu.inject_exception(kGeneralProtection, true, 0);
+            return GuestEnd::Running;
+        }
+        vcpu.advance_rip();
+        return GuestEnd::Running;
+    }
     const MsrContext context{.amd = cpuid_.amd(), .bootstrap = vcpu_index_ == 0,
                              .tsc = index == msr_index::kTsc ? host_.tsc() : 0};
     VirtualMsrs::Result result;
@@ -149,6 +155,29 @@ GuestEnd ExitHandler::stage2_fault(Vcpu& vcpu, const Stage2FaultExit& fault) {
             mmio_failure_ = result;
             return GuestEnd::BadMmio;
     }
+}
+
+// VMCALL / VMMCALL: the number in RAX, the arguments in RDI, RSI, RDX, R10, R8, the result in
+// RAX (hypervisor/hypercall/dispatcher.h). A continued call leaves RIP on the instruction.
+GuestEnd ExitHandler::hypercall(Vcpu& vcpu) {
+    const ExecutionMode mode = vcpu.execution_mode();
+    const hypercall::Caller caller{.domain_id = domain_id_,
+                                   .control_domain = control_domain_,
+                                   .cpl = mode.cpl,
+                                   .long_mode = mode.long_mode};
+    u64 args[hypercall::kMaxArgs] = {vcpu.gpr(Gpr::Rdi), vcpu.gpr(Gpr::Rsi), vcpu.gpr(Gpr::Rdx),
+                                     vcpu.gpr(Gpr::R10), vcpu.gpr(Gpr::R8)};
+    const i64 result = hypercall::dispatch(hypercalls_, caller, vcpu.gpr(Gpr::Rax), args);
+    if (result == hypercall::kContinue) {
+        constexpr Gpr kArgumentRegisters[] = {Gpr::Rdi, Gpr::Rsi, Gpr::Rdx, Gpr::R10, Gpr::R8};
+        for (usize i = 0; i < hypercall::kMaxArgs; ++i) vcpu.set_gpr(kArgumentRegisters[i], args[i]);
+    } else {
+        vcpu.set_gpr(Gpr::Rax, static_cast<u64>(result));
+        vcpu.advance_rip();
+    }
+    const GuestEnd next = requested_;
+    requested_ = GuestEnd::Running;
+    return next;
 }
 
 }  // namespace lamina

@@ -5,6 +5,7 @@
 #include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
 #include <hypervisor/heap.h>
+#include <hypervisor/hypercall/hypercall_page.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/time.h>
@@ -40,10 +41,12 @@ stage2::Stage2Limits machine_stage2_limits() {
 
 }  // namespace
 
-Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes)
+Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
       stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), 
-      exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features()}, *this) {
+      exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features(), hypercalls_, identity.domain_id,
+                      identity.control_domain},
+                     *this) {
     ports_.claim(DebugConsole::kPort, 1, debug_console_);
 }
 
@@ -54,7 +57,8 @@ Guest::~Guest() {
     memory::free_frames(ram_hpa_, ram_bytes_ / kFrameSize);
 }
 
-Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes) {
+Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes,
+                         GuestIdentity identity) {
     if (virt::summary().vendor == virt::Vendor::None) {
         log::error("guest {}: no virtualization on this machine", name);
         return nullptr;
@@ -66,7 +70,7 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
         log::error("guest {}: no {} MiB of RAM for it", name, ram_bytes / MiB);
         return nullptr;
     }
-    Guest* guest = heap().create<Guest>(name, ram, ram_bytes);
+    Guest* guest = heap().create<Guest>(name, ram, ram_bytes, identity);
     if (!guest) {
         memory::free_frames(ram, ram_bytes / kFrameSize);
         return nullptr;
@@ -75,7 +79,7 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
     cpuid::HardwareCpuid host;
     bool ok = guest->stage2_.init() == stage2::Status::Ok &&
               guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
-              guest->cpuid_.init(host, {.vcpu_count = 1}) == cpuid::Status::Ok && guest->fpu_.init() &&
+              guest->cpuid_.init(host, {.vcpu_count = 1, .control_domain = identity.control_domain}) == cpuid::Status::Ok && guest->fpu_.init() &&
               guest->load_pvh(image, image_size, &entry);
     if (ok) {
         EntryState state{EntryMode::Protected32, entry, kStartInfoGpa, 0};
@@ -171,7 +175,7 @@ bool Guest::read(u64 gpa, void* out, usize size) {
 }
 
 bool Guest::set_timer(u64 deadline_ns, u8 vector) {
-    if (vector < VirtualInterrupts::kFirstVector) return false;
+    if (vector && vector < VirtualInterrupts::kFirstVector) return false;
     timer_deadline_ns_ = deadline_ns;
     timer_vector_ = vector;
     if (!deadline_ns) return true;
@@ -188,8 +192,16 @@ bool Guest::set_timer(u64 deadline_ns, u8 vector) {
 void Guest::check_timer() {
     if (timer_deadline_ns_ && time::now_ns() >= timer_deadline_ns_) {
         timer_deadline_ns_ = 0;
-        interrupts_.raise(timer_vector_);
+        event_pending_ = true;
+        if (timer_vector_) interrupts_.raise(timer_vector_);
     }
+}
+
+bool Guest::take_event() {
+    check_timer();
+    const bool pending = event_pending_;
+    event_pending_ = false;
+    return pending;
 }
 
 // The vCPU executed HLT with interrupts on: it sleeps until an interrupt is due, and so does
@@ -198,7 +210,7 @@ void Guest::check_timer() {
 bool Guest::wait_for_interrupt() {
     for (;;) {
         check_timer();
-        if (interrupts_.pending()) return true;
+        if (interrupts_.pending() || take_event()) return true;
         if (!timer_deadline_ns_) return false;
         apic::arm_timer(timer_deadline_ns_ - time::now_ns());
         // STI's shadow covers HLT: the timer cannot fire between the two and be missed.
@@ -218,6 +230,16 @@ void Guest::take_host_interrupts() {
 }
 
 u64 Guest::tsc() { return x86::rdtsc(); }
+
+// The MSR names the page's guest-physical address; bits 11:0 index the pages of a larger
+// hypercall area, of which there is one page (CPUID 0x40000002 EAX).
+bool Guest::install_hypercall_page(u64 msr_value) {
+    if (msr_value & (hypercall::kPageSize - 1)) return false;
+    auto* page = static_cast<u8(*)[hypercall::kPageSize]>(guest_memory(msr_value, hypercall::kPageSize));
+    if (!page) return false;
+    hypercall::write_hypercall_page(*page, virt::summary().vendor == virt::Vendor::Svm);
+    return true;
+}
 
 void Guest::unclaimed_io(const IoExit& io, u64 count) {
     log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
@@ -247,6 +269,11 @@ void Guest::console_byte(char c) {
 void Guest::finish(GuestEnd why, const ExitInfo& exit) {
     end_ = why;
     if (why == GuestEnd::Halted) return;
+    if (why == GuestEnd::Shutdown) {
+        constexpr const char* kReasons[] = {"poweroff", "reboot", "crash"};
+        log::info("guest {}: shut down ({})", name_, kReasons[shutdown_reason_]);
+        return;
+    }
     // The report an operator (and later Dom0) gets about a guest that died.
     log::info("guest {}: ended: {} ({} exit, hardware code {:#x}, qualification {:#x}{}{})", name_,
               guest_end_name(why), exit_reason_name(exit.reason), exit.hardware_code, exit.qualification,

@@ -6,6 +6,7 @@
 #include <arch/x86_64/extended_state.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
 #include <hypervisor/guest/exit_handler.h>
+#include <hypervisor/guest/guest_hypercalls.h>
 #include <hypervisor/guest/virtual_interrupts.h>
 #include <hypervisor/stage2/frame_table_memory.h>
 #include <hypervisor/vcpu.h>
@@ -21,11 +22,18 @@ struct GuestConsole {
     char first_failure[160] = {};
 };
 
+// Who a guest is to the hypercall ABI.
+struct GuestIdentity {
+    u16 domain_id = 1;
+    bool control_domain = false;
+};
+
 class Guest final : private ExitHost, private emulate::GuestPhysicalReader {
 public:
     // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
     // reason, when the image is malformed or memory is short; nothing leaks either way.
-    static Guest* create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes);
+    static Guest* create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes,
+                             GuestIdentity identity = {});
     static void destroy(Guest* guest);
 
     // Lets this guest's "stat key=value" console lines through as LAMINA STAT lines (the
@@ -40,8 +48,9 @@ public:
 
     // Raises `vector` at the vCPU; false for a vector no interrupt may use.
     bool raise_interrupt(u8 vector) { return interrupts_.raise(vector); }
-    // The vCPU's one-shot timer: `vector` is raised once `deadline_ns` (time::now_ns) has passed;
-    // a deadline of 0 disarms it. False for a vector no interrupt may use.
+    // The vCPU's one-shot timer: once `deadline_ns` (time::now_ns) has passed, an event is
+    // pending for the vCPU (it wakes from vcpu_block) and `vector`, unless 0, is raised; a
+    // deadline of 0 disarms it. False for a vector no interrupt may use.
     bool set_timer(u64 deadline_ns, u8 vector);
 
     // The exit that ended the guest (valid once it has ended).
@@ -52,26 +61,33 @@ public:
     GuestEnd run(u64 max_exits);
 
     const char* name() const { return name_; }
+    // Why it shut itself down (enum lamina_shutdown_reason), once its end is Shutdown.
+    u32 shutdown_reason() const { return shutdown_reason_; }
     GuestEnd end() const { return end_; }
     const GuestConsole& console() const { return console_; }
     u64 exits() const { return exits_; }
 
     // Use create_pvh/destroy; public only for the object allocator.
-    Guest(const char* name, u64 ram_hpa, u64 ram_bytes);
+    Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity);
     ~Guest();
 
 private:
+    friend class GuestHypercalls;
+
     bool load_pvh(const u8* image, usize image_size, u64* entry);
     void* guest_memory(u64 gpa, u64 size);
     void finish(GuestEnd why, const ExitInfo& exit);
     bool wait_for_interrupt();
     void check_timer();
+    // Takes the vCPU's pending event (its timer fired), if there is one.
+    bool take_event();
     void console_byte(char c);
     // ExitHost
     void load_xcr0(u64 value) override;
     void take_host_interrupts() override;
     void unclaimed_io(const IoExit& io, u64 count) override;
     u64 tsc() override;
+    bool install_hypercall_page(u64 msr_value) override;
     // GuestPhysicalReader
     bool read(u64 gpa, void* out, usize size) override;
 
@@ -97,10 +113,13 @@ private:
     DebugConsole debug_console_{*this};
     IoPortMap ports_;
     emulate::MmioMap mmio_;
+    GuestHypercalls hypercalls_{*this};
     ExitHandler exits_handler_;
     VirtualInterrupts interrupts_;
     u64 timer_deadline_ns_ = 0;
     u8 timer_vector_ = 0;
+    bool event_pending_ = false;
+    u32 shutdown_reason_ = 0;
     x86::ExtendedState fpu_;
     Vcpu* vcpu_ = nullptr;
     GuestConsole console_;

@@ -30,6 +30,11 @@ public:
     void set_segment(SegmentRegister s, const Segment& value) override { segments[static_cast<u8>(s)] = value; }
     DescriptorTable gdtr() const override { return gdtr_value; }
     DescriptorTable idtr() const override { return idtr_value; }
+    // As the VMX backend derives it: SS.DPL, and EFER.LMA with CS.L.
+    ExecutionMode execution_mode() const override {
+        return {static_cast<u8>((segments[static_cast<u8>(SegmentRegister::Ss)].attributes >> 5) & 3),
+                (efer_value & (1u << 10)) && (segments[static_cast<u8>(SegmentRegister::Cs)].attributes & (1u << 13))};
+    }
     void advance_rip() override { ++advanced; }
     void inject_exception(u8 vector, bool has_error_code, u32 error_code) override {
         injected.push_back({vector, has_error_code, error_code});

@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include <hypervisor/guest/exit_handler.h>
+#include <lamina/abi/errno.h>
 #include <hypervisor/guest/virtual_interrupts.h>
 #include <tests/unit/fake_guest_memory.h>
 #include <tests/unit/fake_vcpu.h>
 
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,12 +17,36 @@ namespace {
 
 using testing::FakeVcpu;
 
+// Every hypercall answers its number plus the sum of its arguments, and records its name; the
+// ones a test picks do more (a continuation, a request to block).
+class FakeHypercalls final : public hypercall::HypercallHandlers {
+public:
+#define LAMINA_HC_PARAM_(index, arg) , u64 LAMINA_HC_ARG_NAME arg
+#define LAMINA_HC_SUM_(index, arg) +LAMINA_HC_ARG_NAME arg
+#define LAMINA_HYPERCALL(number, name, who, argc, args, summary)                                        \
+    i64 name(const hypercall::Caller& caller LAMINA_HC_FOR_EACH_ARG(LAMINA_HC_PARAM_, argc, args)) override { \
+        called.push_back(#name);                                                                       \
+        if (on_call) return on_call(caller);                                                           \
+        return static_cast<i64>(number LAMINA_HC_FOR_EACH_ARG(LAMINA_HC_SUM_, argc, args));            \
+    }
+#include <lamina/abi/hypercalls.def>
+#undef LAMINA_HC_PARAM_
+#undef LAMINA_HC_SUM_
+    std::vector<std::string> called;
+    std::function<i64(const hypercall::Caller&)> on_call;
+};
+
 class FakeHost final : public ExitHost {
 public:
     void load_xcr0(u64 value) override { xcr0_loads.push_back(value); }
     void take_host_interrupts() override { ++interrupt_windows; }
     void unclaimed_io(const IoExit& io, u64 count) override { reported.push_back(count); }
     u64 tsc() override { return 123456789; }
+    bool install_hypercall_page(u64 msr_value) override {
+        hypercall_pages.push_back(msr_value);
+        return msr_value == 0x5000;
+    }
+    std::vector<u64> hypercall_pages;
 
     std::vector<u64> xcr0_loads;
     int interrupt_windows = 0;
@@ -74,7 +100,8 @@ struct Fixture {
     testing::FakeGuestMemory memory;
     FakeHost host;
     FakeVcpu vcpu;
-    ExitHandler handler{{policy, ports, mmio, memory, {}}, host};
+    FakeHypercalls hypercalls;
+    ExitHandler handler{{policy, ports, mmio, memory, {}, hypercalls, 7, false}, host};
 };
 
 }  // namespace
@@ -192,9 +219,6 @@ TEST_CASE_METHOD(Fixture, "exits: XSETBV loads an allowed XCR0 and refuses the r
 }
 
 TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits that end a guest") {
-    vcpu.set_gpr(Gpr::Rax, 7);
-    CHECK(exit(ExitReason::Hypercall) == GuestEnd::Running);
-    CHECK(vcpu.gpr(Gpr::Rax) == static_cast<u64>(-38));  // -ENOSYS
     CHECK(exit(ExitReason::ExternalInterrupt) == GuestEnd::Running);
     CHECK(host.interrupt_windows == 1);
     CHECK(exit(ExitReason::Hlt) == GuestEnd::Halted);  // with RFLAGS.IF clear nothing can wake it
@@ -318,7 +342,8 @@ TEST_CASE("msrs: on an AMD guest the Intel-only MSRs are #GP, and only vCPU 0 is
     testing::FakeGuestMemory memory;
     FakeHost host;
     FakeVcpu vcpu;
-    ExitHandler second({policy, ports, mmio, memory, {}}, host, 1);
+    FakeHypercalls hypercalls;
+    ExitHandler second({policy, ports, mmio, memory, {}, hypercalls, 7, false}, host, 1);
     ExitInfo info{};
     info.reason = ExitReason::MsrRead;
     vcpu.set_gpr(Gpr::Rcx, 0x1a0);
@@ -462,4 +487,102 @@ TEST_CASE_METHOD(MmioFixture, "exits: an instruction that can no longer be fetch
     CHECK(vcpu.injected.back().error_code == 0);
     CHECK(vcpu.cr_values[2] == 0x1000);
     CHECK(device.reads + device.writes == 0);
+}
+
+namespace {
+
+// A vCPU in 64-bit mode at CPL 0, as a PVH guest is once it runs its kernel.
+struct HypercallFixture : Fixture {
+    HypercallFixture() {
+        vcpu.efer_value = (1u << 8) | (1u << 10);
+        vcpu.seg(SegmentRegister::Cs) = {0x08, 0, 0xffffffff, 0xa09b};  // L
+        vcpu.seg(SegmentRegister::Ss) = {0x10, 0, 0xffffffff, 0xc093};
+    }
+    GuestEnd call(u64 number, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3 = 0, u64 a4 = 0) {
+        vcpu.set_gpr(Gpr::Rax, number);
+        vcpu.set_gpr(Gpr::Rdi, a0);
+        vcpu.set_gpr(Gpr::Rsi, a1);
+        vcpu.set_gpr(Gpr::Rdx, a2);
+        vcpu.set_gpr(Gpr::R10, a3);
+        vcpu.set_gpr(Gpr::R8, a4);
+        return exit(ExitReason::Hypercall);
+    }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(HypercallFixture, "hypercalls: the registers of the ABI reach the handler, RAX takes the result") {
+    REQUIRE(call(LAMINA_HYPERCALL_vcpu_set_timer, 100) == GuestEnd::Running);
+    CHECK(hypercalls.called == std::vector<std::string>{"vcpu_set_timer"});
+    CHECK(vcpu.gpr(Gpr::Rax) == LAMINA_HYPERCALL_vcpu_set_timer + 100);
+    CHECK(vcpu.advanced == 1);
+    // Five arguments, in RDI RSI RDX R10 R8 order (evtchn_bind_virq takes two: a check of both).
+    REQUIRE(call(LAMINA_HYPERCALL_evtchn_bind_virq, 1, 0) == GuestEnd::Running);
+    CHECK(vcpu.gpr(Gpr::Rax) == LAMINA_HYPERCALL_evtchn_bind_virq + 1);
+}
+
+TEST_CASE_METHOD(HypercallFixture, "hypercalls: the caller the dispatcher sees: CPL, mode, domain, privilege") {
+    hypercall::Caller seen{};
+    hypercalls.on_call = [&](const hypercall::Caller& c) {
+        seen = c;
+        return 0;
+    };
+    call(LAMINA_HYPERCALL_version);
+    CHECK(seen.domain_id == 7);
+    CHECK_FALSE(seen.control_domain);
+    CHECK(seen.cpl == 0);
+    CHECK(seen.long_mode);
+
+    SECTION("user mode is refused with EPERM") {
+        vcpu.seg(SegmentRegister::Ss).attributes = 0xc0f3;  // DPL 3
+        hypercalls.called.clear();
+        call(LAMINA_HYPERCALL_version);
+        CHECK(hypercalls.called.empty());
+        CHECK(static_cast<i64>(vcpu.gpr(Gpr::Rax)) == -LAMINA_EPERM);
+        CHECK(vcpu.advanced == 2);
+    }
+    SECTION("a control-domain call from another domain is refused") {
+        hypercalls.called.clear();
+        call(LAMINA_HYPERCALL_host_info, 0x1000);
+        CHECK(hypercalls.called.empty());
+        CHECK(static_cast<i64>(vcpu.gpr(Gpr::Rax)) == -LAMINA_EPERM);
+    }
+    SECTION("32-bit code has no calling convention") {
+        vcpu.seg(SegmentRegister::Cs).attributes = 0xc09b;
+        call(LAMINA_HYPERCALL_version);
+        CHECK(static_cast<i64>(vcpu.gpr(Gpr::Rax)) == -LAMINA_ENOSYS);
+    }
+}
+
+TEST_CASE_METHOD(HypercallFixture, "hypercalls: a continuation re-executes the call; a handler may block or end the vCPU") {
+    hypercalls.on_call = [&](const hypercall::Caller& c) { return c.continue_with({u64{42}}); };
+    REQUIRE(call(LAMINA_HYPERCALL_evtchn_bind_virq, 1, 2) == GuestEnd::Running);
+    CHECK(vcpu.advanced == 0);
+    CHECK(vcpu.gpr(Gpr::Rax) == LAMINA_HYPERCALL_evtchn_bind_virq);  // the number stays
+    CHECK(vcpu.gpr(Gpr::Rdi) == 42);
+    CHECK(vcpu.gpr(Gpr::Rsi) == 2);
+
+    hypercalls.on_call = [&](const hypercall::Caller&) {
+        handler.request(GuestEnd::Blocked);
+        return 0;
+    };
+    CHECK(call(LAMINA_HYPERCALL_vcpu_block) == GuestEnd::Blocked);
+    CHECK(vcpu.advanced == 1);
+    hypercalls.on_call = nullptr;
+    CHECK(call(LAMINA_HYPERCALL_version) == GuestEnd::Running);  // the request was for one call
+}
+
+TEST_CASE_METHOD(HypercallFixture, "hypercalls: the hypercall-page MSR is write-only and takes what the host accepts") {
+    vcpu.set_gpr(Gpr::Rcx, LAMINA_HYPERCALL_PAGE_MSR);
+    vcpu.set_gpr(Gpr::Rax, 0x5000);
+    vcpu.set_gpr(Gpr::Rdx, 0);
+    exit(ExitReason::MsrWrite);
+    CHECK(host.hypercall_pages == std::vector<u64>{0x5000});
+    CHECK(vcpu.injected.empty());
+    CHECK(vcpu.advanced == 1);
+    vcpu.set_gpr(Gpr::Rax, 0x5001);
+    exit(ExitReason::MsrWrite);
+    exit(ExitReason::MsrRead);
+    CHECK(vcpu.injected_vectors() == std::vector<u8>{13, 13});
+    CHECK(vcpu.advanced == 1);
 }

@@ -263,6 +263,10 @@ public:
     void set_segment(SegmentRegister s, const Segment& value) override;
     DescriptorTable gdtr() const override { return descriptor_table(vmcb_.save.gdtr); }
     DescriptorTable idtr() const override { return descriptor_table(vmcb_.save.idtr); }
+    // The VMCB keeps the CPL itself (APM Vol. 2 15.5.1); L is bit 9 of its attribute layout.
+    ExecutionMode execution_mode() const override {
+        return {vmcb_.save.cpl, (vmcb_.save.efer & kEferLma) && (vmcb_.save.cs.attributes & kVmcbAttributeLong)};
+    }
 
     void advance_rip() override;
     void inject_exception(u8 vector, bool has_error_code, u32 error_code) override;

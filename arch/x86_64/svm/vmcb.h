@@ -147,6 +147,8 @@ static_assert(sizeof(VmcbSegment) == 16);
 // Segment uses (type[3:0] S[4] DPL[6:5] P[7] AVL[12] L[13] D/B[14] G[15]) into 12 bits: bits
 // 0-7 stay, VMX bits 12-15 move to 8-11. Each layout leaves the other's upper nibble clear, so
 // swapping the two nibbles converts either way.
+constexpr u16 kVmcbAttributeLong = 1u << 9;
+
 constexpr u16 convert_segment_attributes(u16 attributes) {
     return static_cast<u16>((attributes & 0x00ff) | (attributes & 0x0f00) << 4 | (attributes & 0xf000) >> 4);
 }

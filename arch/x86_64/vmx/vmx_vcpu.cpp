@@ -261,6 +261,7 @@ public:
     void set_segment(SegmentRegister s, const Segment& value) override;
     DescriptorTable gdtr() const override;
     DescriptorTable idtr() const override;
+    ExecutionMode execution_mode() const override;
     void advance_rip() override;
     void inject_exception(u8 vector, bool has_error_code, u32 error_code) override;
     bool can_inject_interrupt() const override;
@@ -615,6 +616,13 @@ void VmxVcpu::load_efer(u64 efer) {
     const u64 entry = read(Field::VmEntryControls);
     write(Field::VmEntryControls, long_mode ? entry | entry_control::kIa32eModeGuest
                                             : entry & ~u64{entry_control::kIa32eModeGuest});
+}
+
+// With unrestricted guest SS.DPL is the CPL (SDM Vol. 3C 27.3.1.2).
+ExecutionMode VmxVcpu::execution_mode() const {
+    make_current();
+    const u64 ss = read(segment_field(SegmentPart::AccessRights, static_cast<u32>(SegmentRegister::Ss)));
+    return {static_cast<u8>((ss >> 5) & 3), in_64bit_mode()};
 }
 
 bool VmxVcpu::in_64bit_mode() const {

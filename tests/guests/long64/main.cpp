@@ -1,6 +1,11 @@
 // The 64-bit long-mode test guest: entered through PVH in 32-bit mode, it switched to long mode
 // itself (CR4.PAE, EFER.LME, CR0.PG), and now checks what the hypervisor shows it.
+#include <lamina/abi/errno.h>
+#include <lamina/abi/host.h>
+#include <lamina/abi/hypercall.h>
 #include <tests/guests/traps.h>
+
+LAMINA_HYPERCALL_PAGE_DEFINE();
 
 using namespace guest;
 
@@ -49,6 +54,34 @@ void check_msrs(Checks& t) {
     t.expect(gs_after_swap == kernel_gs, "msr: SWAPGS exchanges GS base and KERNEL_GS_BASE", "{:#x}", gs_after_swap);
 }
 
+u64 rdtsc() {
+    u32 lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (u64{hi} << 32) | lo;
+}
+
+// The hypercall ABI as an unprivileged domain sees it: discovery, the page, the answers it may
+// get and those it may not.
+void check_hypercalls(Checks& t) {
+    const int64_t detected = lamina_detect();
+    t.expect(detected == LAMINA_ABI_VERSION, "abi: CPUID names Lamina and this ABI version", "{}", detected);
+    lamina_hypercall_page_install(reinterpret_cast<u64>(lamina_hypercall_page));
+    t.expect(lamina_hc_version() == LAMINA_ABI_VERSION, "abi: the version hypercall through the page");
+    t.expect(lamina_hc_features(LAMINA_FEATURES_WORD0) == 0, "abi: no control-domain feature for a guest");
+    static lamina_host_info info;
+    const int64_t refused = lamina_hc_host_info(reinterpret_cast<u64>(&info));
+    t.expect(refused == -LAMINA_EPERM, "abi: a control-domain call is EPERM", "{}", refused);
+    t.expect(lamina_hypercall0(0x7f) == -LAMINA_ENOSYS, "abi: an unused number is ENOSYS");
+    u64 value = 0;
+    t.expect(rdmsr_checked(LAMINA_HYPERCALL_PAGE_MSR, &value) == kGeneralProtection,
+             "abi: the hypercall-page MSR is write-only");
+    // The vCPU's timer wakes it from vcpu_block, not before (interrupts off: no upcall needed).
+    const u64 before = rdtsc();
+    t.expect(lamina_hc_vcpu_set_timer(2000000) == 0 && lamina_hc_vcpu_block() == 0,
+             "abi: vcpu_block returns once the vCPU's timer has fired");
+    t.expect(rdtsc() > before, "abi: time passed while the vCPU was blocked");
+}
+
 }  // namespace
 
 extern "C" void guest_main(u64 start_info) {
@@ -86,5 +119,6 @@ extern "C" void guest_main(u64 start_info) {
     asm volatile("invlpg (%0)" : : "r"(&probe) : "memory");
     t.expect(probe == 0x1234, "paging: INVLPG of a mapped page keeps it readable");
     check_msrs(t);
+    check_hypercalls(t);
     t.finish();
 }

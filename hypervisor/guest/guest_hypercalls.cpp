@@ -1,0 +1,150 @@
+#include <hypervisor/guest/guest_hypercalls.h>
+
+#include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
+#include <hypervisor/guest/guest.h>
+#include <hypervisor/log.h>
+#include <hypervisor/memory.h>
+#include <hypervisor/mm/frame_allocator.h>
+#include <hypervisor/time.h>
+#include <hypervisor/virt.h>
+#include <arch/x86_64/smp.h>
+#include <lamina/abi/console.h>
+#include <lamina/abi/domain.h>
+#include <lamina/abi/errno.h>
+#include <lamina/abi/host.h>
+#include <lamina/abi/version.h>
+#include <lamina/string.h>
+
+namespace lamina {
+
+using hypercall::Caller;
+
+namespace {
+
+constexpr i64 kFault = -static_cast<i64>(LAMINA_EFAULT);
+constexpr i64 kTooBig = -static_cast<i64>(LAMINA_E2BIG);
+constexpr i64 kInvalid = -static_cast<i64>(LAMINA_EINVAL);
+// Not answered yet: the domain table, event channels, shared pages and the scheduler come with
+// issues 4 and 5; a guest probing for them gets what an older hypervisor would say.
+constexpr i64 kNotYet = -static_cast<i64>(LAMINA_ENOSYS);
+
+constexpr char kVersion[] = LAMINA_VERSION;
+
+}  // namespace
+
+i64 GuestHypercalls::version(const Caller&) { return LAMINA_ABI_VERSION; }
+
+i64 GuestHypercalls::features(const Caller& caller, u64 word) {
+    if (word != LAMINA_FEATURES_WORD0) return 0;
+    return caller.control_domain ? LAMINA_FEATURE_CONTROL_DOMAIN : 0;
+}
+
+i64 GuestHypercalls::console_write(const Caller&, u64 buf_gpa, u64 length) {
+    if (length > LAMINA_CONSOLE_IO_MAX) return kTooBig;
+    const auto* text = static_cast<const char*>(guest_.guest_memory(buf_gpa, length));
+    if (!text) return kFault;
+    log::write_console(text, length);
+    return 0;
+}
+
+i64 GuestHypercalls::console_read(const Caller&, u64 buf_gpa, u64 length) {
+    if (length > LAMINA_CONSOLE_IO_MAX) return kTooBig;
+    auto* out = static_cast<char*>(guest_.guest_memory(buf_gpa, length));
+    if (!out) return kFault;
+    u64 count = 0;
+    for (int c; count < length && (c = log::read_console_input()) >= 0;) out[count++] = static_cast<char>(c);
+    return static_cast<i64>(count);
+}
+
+i64 GuestHypercalls::vcpu_yield(const Caller&) { return 0; }  // nothing else runs on this CPU yet
+
+i64 GuestHypercalls::vcpu_block(const Caller&) {
+    if (!guest_.take_event()) guest_.exits_handler_.request(GuestEnd::Blocked);
+    return 0;
+}
+
+i64 GuestHypercalls::vcpu_set_timer(const Caller&, u64 timeout_ns) {
+    const u64 now = time::now_ns();
+    u64 deadline = 0;
+    if (timeout_ns && add_overflows(now, timeout_ns, &deadline)) return kInvalid;
+    guest_.set_timer(deadline, 0);
+    return 0;
+}
+
+i64 GuestHypercalls::shutdown(const Caller&, u64 reason) {
+    if (reason > LAMINA_SHUTDOWN_CRASH) return kInvalid;
+    guest_.shutdown_reason_ = static_cast<u32>(reason);
+    guest_.exits_handler_.request(GuestEnd::Shutdown);
+    return 0;
+}
+
+i64 GuestHypercalls::host_info(const Caller&, u64 info_gpa) {
+    auto* info = static_cast<lamina_host_info*>(guest_.guest_memory(info_gpa, sizeof(lamina_host_info)));
+    if (!info) return kFault;
+    lamina_host_info answer{};
+    answer.abi_version = LAMINA_ABI_VERSION;
+    answer.virtualization = virt::summary().vendor == virt::Vendor::Vmx ? LAMINA_HOST_VMX : LAMINA_HOST_SVM;
+    answer.features = x86::cpu_features().x2apic ? LAMINA_HOST_X2APIC : 0;
+    answer.cpus = smp::online_count();
+    answer.tsc_khz = static_cast<u32>(time::tsc_frequency() / 1000);
+    answer.max_domains = 1;  // the domain table comes with issue 4
+    answer.max_vcpus = 1;
+    const memory::Stats stats = memory::stats();
+    answer.total_pages = stats.usable_bytes / kFrameSize;
+    answer.free_pages = stats.free_bytes / kFrameSize;
+    answer.uptime_ns = time::now_ns();
+    str::copy_bounded(answer.version, kVersion, sizeof answer.version);
+    str::copy_bounded(answer.cpu_brand, x86::cpu_features().brand, sizeof answer.cpu_brand);
+    *info = answer;
+    return 0;
+}
+
+i64 GuestHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 position_gpa) {
+    if (length > LAMINA_LOG_READ_MAX) return kTooBig;
+    auto* out = static_cast<char*>(guest_.guest_memory(buf_gpa, length));
+    auto* position = static_cast<u64*>(guest_.guest_memory(position_gpa, sizeof(u64)));
+    if (!out || !position) return kFault;
+    u64 from = *position;
+    const usize count = log::read_from(&from, out, length);
+    *position = from;
+    return static_cast<i64>(count);
+}
+
+i64 GuestHypercalls::domain_create(const Caller&, u64 params_gpa) { return kNotYet; }
+i64 GuestHypercalls::domain_destroy(const Caller&, u64 domid) { return kNotYet; }
+i64 GuestHypercalls::domain_pause(const Caller&, u64 domid) { return kNotYet; }
+i64 GuestHypercalls::domain_unpause(const Caller&, u64 domid) { return kNotYet; }
+i64 GuestHypercalls::domain_get_info(const Caller&, u64 domid, u64 info_gpa) { return kNotYet; }
+i64 GuestHypercalls::domain_list(const Caller&, u64 first_domid, u64 infos_gpa, u64 max_count) { return kNotYet; }
+i64 GuestHypercalls::domain_set_max_memory(const Caller&, u64 domid, u64 max_pages) { return kNotYet; }
+i64 GuestHypercalls::domain_populate_memory(const Caller&, u64 domid, u64 first_gfn, u64 count) { return kNotYet; }
+i64 GuestHypercalls::domain_set_max_vcpus(const Caller&, u64 domid, u64 count) { return kNotYet; }
+i64 GuestHypercalls::domain_set_vcpu_context(const Caller&, u64 domid, u64 vcpu, u64 context_gpa) { return kNotYet; }
+i64 GuestHypercalls::domain_map_frames(const Caller&, u64 domid, u64 first_gfn, u64 count, u64 local_gfn) { return kNotYet; }
+i64 GuestHypercalls::domain_unmap_frames(const Caller&, u64 local_gfn, u64 count) { return kNotYet; }
+i64 GuestHypercalls::domain_get_fault_report(const Caller&, u64 domid, u64 report_gpa) { return kNotYet; }
+i64 GuestHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
+i64 GuestHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
+i64 GuestHypercalls::evtchn_alloc_unbound(const Caller&, u64 remote_domid) { return kNotYet; }
+i64 GuestHypercalls::evtchn_bind_interdomain(const Caller&, u64 remote_domid, u64 remote_port) { return kNotYet; }
+i64 GuestHypercalls::evtchn_bind_virq(const Caller&, u64 virq, u64 vcpu) { return kNotYet; }
+i64 GuestHypercalls::evtchn_send(const Caller&, u64 port) { return kNotYet; }
+i64 GuestHypercalls::evtchn_close(const Caller&, u64 port) { return kNotYet; }
+i64 GuestHypercalls::evtchn_status(const Caller&, u64 port, u64 status_gpa) { return kNotYet; }
+i64 GuestHypercalls::evtchn_unmask(const Caller&, u64 port) { return kNotYet; }
+i64 GuestHypercalls::evtchn_init(const Caller&, u64 shared_gpa) { return kNotYet; }
+i64 GuestHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector) { return kNotYet; }
+i64 GuestHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }
+i64 GuestHypercalls::shared_page_revoke(const Caller&, u64 ref) { return kNotYet; }
+i64 GuestHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) { return kNotYet; }
+i64 GuestHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return kNotYet; }
+i64 GuestHypercalls::sched_get_domain(const Caller&, u64 domid, u64 params_gpa) { return kNotYet; }
+i64 GuestHypercalls::sched_set_domain(const Caller&, u64 domid, u64 weight, u64 cap) { return kNotYet; }
+i64 GuestHypercalls::sched_get_pool(const Caller&, u64 params_gpa) { return kNotYet; }
+i64 GuestHypercalls::sched_set_pool(const Caller&, u64 timeslice_ms, u64 ratelimit_us) { return kNotYet; }
+i64 GuestHypercalls::sched_get_affinity(const Caller&, u64 domid, u64 vcpu, u64 affinity_gpa) { return kNotYet; }
+i64 GuestHypercalls::sched_set_affinity(const Caller&, u64 domid, u64 vcpu, u64 affinity_gpa) { return kNotYet; }
+i64 GuestHypercalls::domain_exit_stats(const Caller&, u64 domid, u64 stats_gpa) { return kNotYet; }
+
+}  // namespace lamina
