@@ -20,6 +20,7 @@
 #include <hypervisor/percpu.h>
 #include <hypervisor/platform.h>
 #include <hypervisor/selftest.h>
+#include <lamina/abi/domain.h>
 #include <hypervisor/time.h>
 #include <hypervisor/virt.h>
 #include <lamina/string.h>
@@ -94,6 +95,34 @@ void run_exit_benchmark() {
     Guest::destroy(guest);
 }
 
+// Dom0, the control domain, from the Multiboot2 module named "dom0": it runs on the boot CPU
+// until it ends, and how it ends is how the machine ends (Xen's rule: Dom0 powering off or
+// crashing takes the host with it). Returns when there is no Dom0 to run.
+void run_dom0() {
+    constexpr u64 kDefaultDom0Memory = 64 * MiB;
+    const u8* image;
+    usize size;
+    if (!boot_modules::find("dom0", &image, &size)) {
+        log::info("dom0: no module named dom0; the CPUs idle");
+        return;
+    }
+    const u64 ram = options.dom0_mem ? options.dom0_mem : kDefaultDom0Memory;
+    Guest* dom0 = Guest::create_pvh("dom0", image, size, ram, {.domain_id = 0, .control_domain = true});
+    if (!dom0) {
+        log::error("dom0: could not be built; the CPUs idle");
+        return;
+    }
+    log::info("dom0: {} MiB, starting", ram / MiB);
+    GuestEnd end;
+    while ((end = dom0->run(~u64{0})) == GuestEnd::ExitBudget) {
+    }
+    const bool poweroff = end == GuestEnd::Shutdown && dom0->shutdown_reason() == LAMINA_SHUTDOWN_POWEROFF;
+    if (!poweroff) log::error("dom0 ended: {}; the machine stops", guest_end_name(end));
+    else log::info("dom0 powered off; the machine stops");
+    log::drain_console();
+    finish(poweroff);
+}
+
 // Each way the hypervisor can die must print a diagnosis; crash= proves it on real paths.
 [[gnu::noinline]] u64 overflow_stack(u64 depth) {
     volatile u8 frame[512];
@@ -143,7 +172,7 @@ void crash_on_purpose(HypervisorOptions::Crash crash) {
     crash_on_purpose(options.crash);
     if (options.bench) run_exit_benchmark();
     if (options.selftest) finish(selftest::run_all() == 0);
-    // Later issues put Dom0 here; until then the CPUs idle, halted.
+    run_dom0();
     for (;;) x86::enable_interrupts_and_halt();
 }
 

@@ -115,6 +115,17 @@ def main():
             if key not in known:
                 table.append((f"other: {key} ({run})", value, "", f"LAMINA STAT {key}= ({run})"))
 
+    # The credit scheduler's figures from its discrete-event simulator (tests/sched_bench).
+    sched = build / "tests" / "sched_bench" / "sched_figures"
+    if sched.exists():
+        out = subprocess.run([str(sched)], capture_output=True, text=True, timeout=a.timeout)
+        for entry in out.stdout.splitlines():
+            if entry.startswith("LAMINA STAT "):
+                key, _, value = entry[len("LAMINA STAT "):].partition("=")
+                table.append((f"scheduler simulator: {key}", value, "", "tests/sched_bench/sched_figures"))
+    else:
+        table.append(("scheduler simulator", "n/a", "", f"{sched} not built"))
+
     w = [max(len(str(row[i])) for row in table + [("Figure", "Value", "Unit", "Source")]) for i in range(4)]
     line = f"{'Figure':<{w[0]}}  {'Value':>{w[1]}}  {'Unit':<{w[2]}}  Source"
     print(line)
