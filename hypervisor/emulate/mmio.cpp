@@ -135,28 +135,6 @@ Fetched fetch_code(GuestPhysicalReader& memory, const PagingState& paging, Acces
 
 }  // namespace
 
-MmioMap::Status MmioMap::claim(u64 first, u64 size, MmioHandler& handler) {
-    if (size == 0) return Status::Empty;
-    u64 end;
-    if (add_overflows(first, size, &end)) return Status::Wraps;
-    for (usize i = 0; i < count_; ++i) {
-        if (first < regions_[i].end && regions_[i].first < end) return Status::Overlaps;
-    }
-    if (count_ == kMaxRegions) return Status::Full;
-    regions_[count_++] = {first, end, &handler};
-    return Status::Ok;
-}
-
-bool MmioMap::release(u64 first) {
-    for (usize i = 0; i < count_; ++i) {
-        if (regions_[i].first == first) {
-            regions_[i] = regions_[--count_];
-            return true;
-        }
-    }
-    return false;
-}
-
 void execute(Vcpu& vcpu, const Instruction& insn, u64 gpa, MmioHandler& handler) {
     const u8 size = insn.access_size;
     const u64 mask = operand_mask(size);

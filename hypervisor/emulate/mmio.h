@@ -7,6 +7,7 @@
 #include <hypervisor/emulate/guest_page_walk.h>
 #include <hypervisor/emulate/instruction_decoder.h>
 #include <hypervisor/vcpu.h>
+#include <lamina/range_map.h>
 #include <lamina/types.h>
 
 namespace lamina::emulate {
@@ -22,35 +23,7 @@ protected:
 };
 
 // A domain's device regions: which handler owns which guest-physical range.
-class MmioMap {
-public:
-    static constexpr usize kMaxRegions = 16;
-    enum class Status : u8 { Ok, Empty, Wraps, Overlaps, Full };
-
-    // Claims [first, first + size) for handler; a region may not overlap another or reach 2^64.
-    Status claim(u64 first, u64 size, MmioHandler& handler);
-    // Releases the region that starts at `first`; false if there is none.
-    bool release(u64 first);
-    // The handler owning every byte of the access [gpa, gpa + size), or null: an access that
-    // straddles two regions, or a region and a hole, belongs to nobody.
-    MmioHandler* find(u64 gpa, u8 size) const {
-        u64 end;
-        if (add_overflows(gpa, size, &end)) return nullptr;
-        for (usize i = 0; i < count_; ++i) {
-            if (gpa >= regions_[i].first && end <= regions_[i].end) return regions_[i].handler;
-        }
-        return nullptr;
-    }
-
-private:
-    struct Region {
-        u64 first;
-        u64 end;  // exclusive
-        MmioHandler* handler;
-    };
-    Region regions_[kMaxRegions] = {};
-    usize count_ = 0;
-};
+using MmioMap = RangeMap<MmioHandler, 16>;
 
 // Performs a decoded instruction whose memory operand is at `gpa`, owned by `handler`: the
 // access with the decoded size (a read, a write, or a read then a write), the register

@@ -164,7 +164,7 @@ bool Guest::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
 bool Guest::claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device) {
     u64 end;
     if (add_overflows(gpa, size, &end) || gpa < ram_bytes_) return false;
-    return mmio_.claim(gpa, size, device) == emulate::MmioMap::Status::Ok;
+    return mmio_.claim(gpa, size, device) == RangeStatus::Ok;
 }
 
 bool Guest::read(u64 gpa, void* out, usize size) {

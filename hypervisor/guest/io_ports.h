@@ -2,6 +2,7 @@
 // all ones and drop writes (ExitHandler). Hardware-independent (Catch2 tests).
 #pragma once
 
+#include <lamina/range_map.h>
 #include <lamina/types.h>
 
 namespace lamina {
@@ -16,33 +17,14 @@ protected:
     ~IoPortHandler() = default;
 };
 
-class IoPortMap {
+// The port space is 64 Ki ports: a range may not run past the last one.
+class IoPortMap : public RangeMap<IoPortHandler, 16> {
 public:
-    static constexpr usize kMaxRanges = 16;
-    enum class Status : u8 { Ok, Empty, Wraps, Overlaps, Full };
+    static constexpr u64 kPorts = 0x10000;
 
-    // Claims [first, first + count) for handler; a range may not overlap another or pass 0xffff.
-    Status claim(u16 first, u32 count, IoPortHandler& handler);
-    // Releases the range that starts at `first`; false if there is none.
-    bool release(u16 first);
-    // The handler owning every port of the access [port, port + size), or null: an access that
-    // straddles two ranges, or a range and a hole, belongs to nobody.
-    IoPortHandler* find(u16 port, u8 size) const {
-        const u32 end = u32{port} + size;
-        for (usize i = 0; i < count_; ++i) {
-            if (port >= ranges_[i].first && end <= ranges_[i].end) return ranges_[i].handler;
-        }
-        return nullptr;
+    RangeStatus claim(u16 first, u32 count, IoPortHandler& handler) {
+        return RangeMap::claim(first, count, handler, kPorts);
     }
-
-private:
-    struct Range {
-        u32 first;
-        u32 end;  // exclusive
-        IoPortHandler* handler;
-    };
-    Range ranges_[kMaxRanges] = {};
-    usize count_ = 0;
 };
 
 }  // namespace lamina

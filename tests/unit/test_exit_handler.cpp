@@ -80,7 +80,7 @@ public:
 struct Fixture {
     Fixture() {
         REQUIRE(policy.init(HostWithXsave{}, {}) == cpuid::Status::Ok);
-        REQUIRE(ports.claim(0xe9, 1, console) == IoPortMap::Status::Ok);
+        REQUIRE(ports.claim(0xe9, 1, console) == RangeStatus::Ok);
     }
     GuestEnd exit(ExitReason reason) {
         ExitInfo info{};
@@ -237,13 +237,13 @@ TEST_CASE_METHOD(Fixture, "exits: hypercalls, HLT, host interrupts and the exits
 TEST_CASE("io ports: claims, overlaps, straddling accesses, release") {
     IoPortMap map;
     FakeConsole a, b;
-    CHECK(map.claim(0x3f8, 8, a) == IoPortMap::Status::Ok);
-    CHECK(map.claim(0x3f8, 0, b) == IoPortMap::Status::Empty);
-    CHECK(map.claim(0x3ff, 1, b) == IoPortMap::Status::Overlaps);
-    CHECK(map.claim(0x3f0, 9, b) == IoPortMap::Status::Overlaps);
-    CHECK(map.claim(0xfffe, 3, b) == IoPortMap::Status::Wraps);
-    CHECK(map.claim(0xffff, 1, b) == IoPortMap::Status::Ok);
-    CHECK(map.claim(0x400, 4, b) == IoPortMap::Status::Ok);  // adjacent is fine
+    CHECK(map.claim(0x3f8, 8, a) == RangeStatus::Ok);
+    CHECK(map.claim(0x3f8, 0, b) == RangeStatus::Empty);
+    CHECK(map.claim(0x3ff, 1, b) == RangeStatus::Overlaps);
+    CHECK(map.claim(0x3f0, 9, b) == RangeStatus::Overlaps);
+    CHECK(map.claim(0xfffe, 3, b) == RangeStatus::Wraps);
+    CHECK(map.claim(0xffff, 1, b) == RangeStatus::Ok);
+    CHECK(map.claim(0x400, 4, b) == RangeStatus::Ok);  // adjacent is fine
     CHECK(map.find(0x3f8, 1) == &a);
     CHECK(map.find(0x3fc, 4) == &a);
     CHECK(map.find(0x3fe, 4) == nullptr);  // straddles two owners
@@ -253,10 +253,10 @@ TEST_CASE("io ports: claims, overlaps, straddling accesses, release") {
     CHECK(map.release(0x3f8));
     CHECK_FALSE(map.release(0x3f8));
     CHECK(map.find(0x3f8, 1) == nullptr);
-    for (u16 i = 0; map.claim(static_cast<u16>(0x1000 + i * 2), 1, a) == IoPortMap::Status::Ok; ++i) {
-        REQUIRE(i < IoPortMap::kMaxRanges);
+    for (u16 i = 0; map.claim(static_cast<u16>(0x1000 + i * 2), 1, a) == RangeStatus::Ok; ++i) {
+        REQUIRE(i < IoPortMap::kCapacity);
     }
-    CHECK(map.claim(0x8000, 1, a) == IoPortMap::Status::Full);
+    CHECK(map.claim(0x8000, 1, a) == RangeStatus::Full);
 }
 
 namespace {
@@ -421,7 +421,7 @@ public:
 
 struct MmioFixture : Fixture {
     MmioFixture() {
-        REQUIRE(mmio.claim(Registers::kBase, sizeof device.bytes, device) == emulate::MmioMap::Status::Ok);
+        REQUIRE(mmio.claim(Registers::kBase, sizeof device.bytes, device) == RangeStatus::Ok);
         memory.add_ram(0, 0x10000);
         // 32-bit protected mode, paging off, flat code at 0x1000.
         vcpu.cr_values[0] = 1;

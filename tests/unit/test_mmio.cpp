@@ -83,15 +83,15 @@ struct Executor {
 TEST_CASE("mmio map: claims, overlaps, wrap-around, straddling accesses, release") {
     MmioMap map;
     FakeDevice a, b;
-    CHECK(map.claim(0xfec00000, 0x1000, a) == MmioMap::Status::Ok);
-    CHECK(map.claim(0xfed00000, 0, b) == MmioMap::Status::Empty);
-    CHECK(map.claim(0xfec00fff, 1, b) == MmioMap::Status::Overlaps);
-    CHECK(map.claim(0xfebff000, 0x1001, b) == MmioMap::Status::Overlaps);
-    CHECK(map.claim(0xfeb00000, 0x200000, b) == MmioMap::Status::Overlaps);  // around it
-    CHECK(map.claim(0xffffffff'fffff000, 0x1000, b) == MmioMap::Status::Wraps);
-    CHECK(map.claim(~u64{0}, 2, b) == MmioMap::Status::Wraps);
-    CHECK(map.claim(0xfec01000, 0x400, b) == MmioMap::Status::Ok);  // adjacent is fine
-    CHECK(map.claim(0xffffffff'ffff0000, 0xffff, b) == MmioMap::Status::Ok);
+    CHECK(map.claim(0xfec00000, 0x1000, a) == RangeStatus::Ok);
+    CHECK(map.claim(0xfed00000, 0, b) == RangeStatus::Empty);
+    CHECK(map.claim(0xfec00fff, 1, b) == RangeStatus::Overlaps);
+    CHECK(map.claim(0xfebff000, 0x1001, b) == RangeStatus::Overlaps);
+    CHECK(map.claim(0xfeb00000, 0x200000, b) == RangeStatus::Overlaps);  // around it
+    CHECK(map.claim(0xffffffff'fffff000, 0x1000, b) == RangeStatus::Wraps);
+    CHECK(map.claim(~u64{0}, 2, b) == RangeStatus::Wraps);
+    CHECK(map.claim(0xfec01000, 0x400, b) == RangeStatus::Ok);  // adjacent is fine
+    CHECK(map.claim(0xffffffff'ffff0000, 0xffff, b) == RangeStatus::Ok);
 
     CHECK(map.find(0xfec00000, 4) == &a);
     CHECK(map.find(0xfec00ff8, 8) == &a);
@@ -109,11 +109,11 @@ TEST_CASE("mmio map: claims, overlaps, wrap-around, straddling accesses, release
     CHECK(map.find(0xfec00000, 4) == nullptr);
     CHECK(map.find(0xfec01000, 4) == &b);
     usize claimed = 2;
-    for (u64 gpa = 0x1'0000'0000; map.claim(gpa, 0x1000, a) == MmioMap::Status::Ok; gpa += 0x2000) {
-        REQUIRE(++claimed <= MmioMap::kMaxRegions);
+    for (u64 gpa = 0x1'0000'0000; map.claim(gpa, 0x1000, a) == RangeStatus::Ok; gpa += 0x2000) {
+        REQUIRE(++claimed <= MmioMap::kCapacity);
     }
-    CHECK(claimed == MmioMap::kMaxRegions);
-    CHECK(map.claim(0x2000'0000, 1, a) == MmioMap::Status::Full);
+    CHECK(claimed == MmioMap::kCapacity);
+    CHECK(map.claim(0x2000'0000, 1, a) == RangeStatus::Full);
 }
 
 TEST_CASE("mmio execute: loads write back by the register rules and keep only the access's bytes") {
@@ -369,7 +369,7 @@ struct Guest {
         vcpu.seg(SegmentRegister::Cs) = {0x10, 0, 0xffffffff, kCode64};
         vcpu.seg(SegmentRegister::Ss) = {0x18, 0, 0xffffffff, kData};
         vcpu.rip_value = kCode + 0x100;
-        REQUIRE(devices.claim(kDevice, 0x1000, device) == MmioMap::Status::Ok);
+        REQUIRE(devices.claim(kDevice, 0x1000, device) == RangeStatus::Ok);
     }
     void map(u64 linear, u64 gpa, u64 flags) { memory.write64(0x4000 + ((linear >> 12) & 511) * 8, gpa | flags); }
     void code(u64 gpa, std::vector<u8> bytes) { memory.write(gpa, bytes.data(), bytes.size()); }
@@ -554,7 +554,7 @@ TEST_CASE("emulate_mmio: 32-bit and real-mode code, with segment bases and no pa
     vcpu.seg(SegmentRegister::Ss) = {0x18, 0, 0xffffffff, kData};
 
     SECTION("32-bit protected mode: CS base + EIP, a DS base in the operand") {
-        REQUIRE(devices.claim(0xfec00000, 0x1000, device) == MmioMap::Status::Ok);
+        REQUIRE(devices.claim(0xfec00000, 0x1000, device) == RangeStatus::Ok);
         vcpu.set_control_register(ControlRegister::Cr0, kCr0Pe);
         vcpu.seg(SegmentRegister::Cs) = {0x08, 0x10000, 0xffff, kCode32};
         vcpu.seg(SegmentRegister::Ds) = {0x20, 0x1000, 0xffffffff, kData};
@@ -568,7 +568,7 @@ TEST_CASE("emulate_mmio: 32-bit and real-mode code, with segment bases and no pa
         CHECK(vcpu.rip_value == 0x103);
     }
     SECTION("real mode: CS:IP, DS:[BX+SI] at the VGA window") {
-        REQUIRE(devices.claim(0xa0000, 0x20000, device) == MmioMap::Status::Ok);
+        REQUIRE(devices.claim(0xa0000, 0x20000, device) == RangeStatus::Ok);
         vcpu.seg(SegmentRegister::Cs) = {0x1000, 0x10000, 0xffff, kCode16};
         vcpu.seg(SegmentRegister::Ds) = {0xa000, 0xa0000, 0xffff, kData};
         vcpu.rip_value = 0x200;
