@@ -330,9 +330,9 @@ class LogFollower:
 # Images
 # ------------------------------------------------------------------------------------------------
 
-def render_grub_cfg(cmdline, guests):
+def render_grub_cfg(cmdline, modules):
     """The project's grub.cfg template, booting its first entry at once with `cmdline` and the
-    test guests (build/guests/*.elf) as modules named after their files."""
+    modules: (path in the ISO, module name) pairs, Dom0 first."""
     template = REPO / "boot" / "grub.cfg.in"
     try:
         text = template.read_text()
@@ -340,8 +340,7 @@ def render_grub_cfg(cmdline, guests):
         raise HarnessError(f"cannot read the GRUB template {template}: {e}")
     text = (text.replace("@LAMINA_GRUB_TIMEOUT@", "0").replace("@LAMINA_GRUB_DEFAULT@", "0")
                 .replace("@LAMINA_EXTRA_CMDLINE@", cmdline)
-                .replace("@LAMINA_MODULES@", "\n".join(f"    module2 /boot/guests/{g.name} {g.stem}"
-                                                       for g in guests)))
+                .replace("@LAMINA_MODULES@", "\n".join(f"    module2 {path} {name}" for path, name in modules)))
     left = re.findall(r"@\w+@", text)
     if left:
         raise HarnessError(f"{template} has placeholders the runner does not know: {', '.join(left)}")
@@ -355,15 +354,20 @@ def cmdline_iso(build_dir, elf, cmdline):
         raise HarnessError(f"{elf} does not exist (run `cmake --build {build_dir}` first)")
     if not shutil.which("grub-mkrescue"):
         raise HarnessError("grub-mkrescue is missing (./scripts/lamina deps)")
+    # Dom0 (build/dom0.elf) first, then the test guests (build/guests/*.elf), named after their files.
+    dom0 = Path(build_dir) / "dom0.elf"
     guests = sorted((Path(build_dir) / "guests").glob("*.elf"))
-    cfg = render_grub_cfg(cmdline, guests)
+    modules = ([("/boot/dom0.elf", "dom0")] if dom0.is_file() else []) + \
+              [(f"/boot/guests/{g.name}", g.stem) for g in guests]
+    cfg = render_grub_cfg(cmdline, modules)
     key = hashlib.sha256(cfg.encode()).hexdigest()[:12]
     out = Path(build_dir) / "iso-cmdline"
     out.mkdir(parents=True, exist_ok=True)
     iso = out / f"lamina-{key}.iso"
     with open(out / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel tests may want the same ISO
-        newest_input = max([elf.stat().st_mtime] + [g.stat().st_mtime for g in guests])
+        inputs = [elf] + guests + ([dom0] if dom0.is_file() else [])
+        newest_input = max(p.stat().st_mtime for p in inputs)
         if iso.exists() and iso.stat().st_mtime >= newest_input:
             return iso
         tree = out / key
@@ -371,6 +375,8 @@ def cmdline_iso(build_dir, elf, cmdline):
         (tree / "boot" / "grub" / "grub.cfg").write_text(cfg)
         (tree / "cmdline.txt").write_text(cmdline + "\n")
         shutil.copyfile(elf, tree / "boot" / "lamina.elf")
+        if dom0.is_file():
+            shutil.copyfile(dom0, tree / "boot" / "dom0.elf")
         (tree / "boot" / "guests").mkdir(exist_ok=True)
         for guest in guests:
             shutil.copyfile(guest, tree / "boot" / "guests" / guest.name)
@@ -734,6 +740,10 @@ def run_interactive(a):
     return bridged_interactive(a, iso, files, emu_exit)
 
 
+SHELL_PROMPT = b"lamina> "
+NO_PROMPT_GRACE = 5.0  # seconds after READY
+
+
 def bridged_interactive(a, iso, files, emu_exit):
     """The serial port as a TCP server on localhost, bridged here to stdin/stdout.
 
@@ -787,12 +797,18 @@ def bridged_interactive(a, iso, files, emu_exit):
     status = None
     proto = Protocol()
     pending = b""
+    # Piped input goes out a line per shell prompt, the way a person types after seeing it, so
+    # that none arrives while nobody reads the port (its FIFO holds 16 bytes). Without a prompt
+    # (no Dom0) it all goes out a few seconds after READY.
+    queued, partial = [], b""
+    prompts, sent, seen_tail = 0, 0, b""
+    ready_at = None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     try:
         while True:
-            # Typed input goes through at once; piped input waits for READY.
-            want_stdin = stdin_open and (is_tty or proto.ready is not None)
+            # Typed input goes through at once; piped input is queued and paced (above).
+            want_stdin = stdin_open
             fds = [conn] + ([stdin_fd] if want_stdin else [])
             r, _, _ = select.select(fds, [], [], 0.2)
             if conn in r:
@@ -806,6 +822,9 @@ def bridged_interactive(a, iso, files, emu_exit):
                 out.flush()
                 log.write(data)
                 log.flush()
+                window = seen_tail + data
+                prompts += window.count(SHELL_PROMPT)
+                seen_tail = window[-(len(SHELL_PROMPT) - 1):]
                 pending += data
                 *lines, pending = pending.split(b"\n")
                 for l in lines:
@@ -814,6 +833,12 @@ def bridged_interactive(a, iso, files, emu_exit):
                 data = os.read(stdin_fd, 4096)
                 if not data:
                     stdin_open = False
+                    if partial:
+                        queued.append(partial)
+                        partial = b""
+                elif not is_tty:
+                    *lines, partial = (partial + data).split(b"\n")
+                    queued.extend(l + b"\n" for l in lines)
                 else:
                     send = bytearray()
                     for byte in data:
@@ -828,6 +853,14 @@ def bridged_interactive(a, iso, files, emu_exit):
                             send.append(byte)
                     if send:
                         conn.sendall(bytes(send))
+            if proto.ready is not None and ready_at is None:
+                ready_at = time.monotonic()
+            if queued and ready_at is not None:
+                if prompts == 0 and time.monotonic() - ready_at > NO_PROMPT_GRACE:
+                    prompts = sent + len(queued)  # no shell: send it all
+                while queued and sent < prompts:
+                    conn.sendall(queued.pop(0))
+                    sent += 1
             status = proc.poll()
             if status is not None:
                 break

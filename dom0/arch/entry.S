@@ -1,0 +1,126 @@
+/* Dom0's entry: Xen's PVH boot ABI, as the test guests' (tests/guests/pvh_entry.S) - 32-bit
+ * protected mode, paging off, flat segments, EBX = the start info's guest-physical address. It
+ * switches to long mode with identity 2 MiB pages over the first 4 GiB (Dom0's RAM is 1:1 with
+ * host memory, so its image, the start info and the devices of the low 4 GiB all lie there) and
+ * calls dom0_main(start_info) on a 64 KiB stack. The upcall entry, the one interrupt Dom0 takes,
+ * is here too. */
+
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+#define CODE_SELECTOR 0x08
+#define DATA_SELECTOR 0x10
+#define PAGE_PRESENT_WRITABLE 0x03
+#define PAGE_LARGE 0x80
+#define MAPPED_GIB 4
+
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4                      /* name size */
+    .long 4                      /* desc size */
+    .long XEN_ELFNOTE_PHYS32_ENTRY
+    .asciz "Xen"
+    .long dom0_pvh_entry
+
+    .section .pvh.entry, "ax"
+    .code32
+    .global dom0_pvh_entry
+dom0_pvh_entry:
+    cli
+    movl $dom0_stack_top, %esp
+    movl %ebx, %edi              /* start info, dom0_main's argument */
+
+    /* page_directories: MAPPED_GIB x 512 entries of 2 MiB, one after another; entry i maps
+     * i << 21, which fits the low 32 bits below 4 GiB. */
+    xorl %ecx, %ecx
+1:  movl %ecx, %eax
+    shll $21, %eax
+    orl $(PAGE_LARGE | PAGE_PRESENT_WRITABLE), %eax
+    movl %eax, page_directories(, %ecx, 8)
+    incl %ecx
+    cmpl $(MAPPED_GIB * 512), %ecx
+    jne 1b
+    /* pdpt[g] -> page directory g; pml4[0] -> pdpt. */
+    xorl %ecx, %ecx
+2:  movl %ecx, %eax
+    shll $12, %eax
+    addl $(page_directories + PAGE_PRESENT_WRITABLE), %eax
+    movl %eax, pdpt(, %ecx, 8)
+    incl %ecx
+    cmpl $MAPPED_GIB, %ecx
+    jne 2b
+    movl $(pdpt + PAGE_PRESENT_WRITABLE), pml4
+
+    movl %cr4, %eax
+    orl $(1 << 5), %eax          /* PAE */
+    movl %eax, %cr4
+    movl $pml4, %eax
+    movl %eax, %cr3
+    movl $0xc0000080, %ecx       /* EFER.LME */
+    rdmsr
+    orl $(1 << 8), %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80000001, %eax        /* PG | PE */
+    movl %eax, %cr0
+    lgdt gdt_pointer
+    ljmp $CODE_SELECTOR, $long_mode
+
+    .code64
+long_mode:
+    movw $DATA_SELECTOR, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl %edi, %edi
+    call dom0_main
+3:  cli                          /* dom0_main does not return */
+    hlt
+    jmp 3b
+
+/* The upcall vector's handler (events.cpp installs it): saves the registers a C function may
+ * change and calls dom0_upcall(). The CPU aligned RSP to 16 before pushing its 5 words; the 9
+ * pushes here leave it aligned again for the call (SysV ABI). */
+    .text
+    .global dom0_upcall_entry
+dom0_upcall_entry:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    cld
+    call dom0_upcall
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    iretq
+
+    .section .rodata
+    .balign 8
+gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff     /* CODE_SELECTOR: 64-bit code */
+    .quad 0x00cf92000000ffff     /* DATA_SELECTOR: data */
+gdt_end:
+gdt_pointer:
+    .short gdt_end - gdt - 1
+    .quad gdt
+
+    /* The PVH loader zeroes the BSS (p_memsz past p_filesz), so the unused entries are 0. */
+    .section .bss
+    .balign 4096
+pml4: .skip 4096
+pdpt: .skip 4096
+page_directories: .skip MAPPED_GIB * 4096
+    .balign 16
+dom0_stack: .skip 65536
+dom0_stack_top:

@@ -1,0 +1,100 @@
+#include <dom0/kernel/events.h>
+
+#include <dom0/kernel/console.h>
+#include <lamina/abi/hypercall.h>
+
+extern "C" char dom0_upcall_entry[];  // entry.S
+
+namespace lamina::dom0 {
+namespace {
+
+// Linux's HYPERVISOR_CALLBACK_VECTOR: high, so that it outranks device vectors Dom0 uses later.
+constexpr u8 kUpcallVector = 0xf3;
+constexpr u32 kVcpu = 0;
+// With console input as an event the timer is only a backstop; without it, the poll interval.
+constexpr u64 kBackstopNs = 1'000'000'000;
+constexpr u64 kPollIntervalNs = 10'000'000;
+
+struct [[gnu::packed]] Gate {
+    u16 offset_low, selector;
+    u8 ist, type;
+    u16 offset_middle;
+    u32 offset_high, reserved;
+};
+struct [[gnu::packed]] IdtPointer {
+    u16 limit;
+    u64 base;
+};
+constexpr u16 kCodeSelector = 0x08;  // entry.S
+constexpr u8 kInterruptGate = 0x8e;  // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
+
+alignas(LAMINA_HYPERCALL_PAGE_SIZE) lamina_evtchn_shared event_page;
+alignas(16) Gate idt[256];
+
+bool upcalls = false;
+u64 timeout_ns = 0;  // 0: no timer bound
+
+void install_upcall_gate() {
+    const u64 entry = reinterpret_cast<u64>(dom0_upcall_entry);
+    idt[kUpcallVector] = {static_cast<u16>(entry), kCodeSelector, 0, kInterruptGate, static_cast<u16>(entry >> 16),
+                          static_cast<u32>(entry >> 32), 0};
+    const IdtPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(idt)};
+    asm volatile("lidt %0" : : "m"(pointer) : "memory");
+}
+
+}  // namespace
+
+void start_events(Sink& log) {
+    auto poll = [&](const char* step, i64 result) {
+        format(log, "dom0: {}: {}; checking for input every {} ms (vcpu_set_timer, vcpu_block)\n", step,
+               lamina_errno_name(result), kPollIntervalNs / 1'000'000);
+    };
+    i64 result = lamina_hc_evtchn_init(gpa(&event_page));
+    if (result < 0) return poll("evtchn_init", result);
+    const i64 timer_port = lamina_hc_evtchn_bind_virq(LAMINA_VIRQ_TIMER, kVcpu);
+    const i64 console_port = lamina_hc_evtchn_bind_virq(LAMINA_VIRQ_CONSOLE, kVcpu);
+    if (timer_port < 0 && console_port < 0) return poll("evtchn_bind_virq", console_port);
+    install_upcall_gate();
+    result = lamina_hc_evtchn_set_upcall_vector(kVcpu, kUpcallVector);
+    if (result < 0) return poll("evtchn_set_upcall_vector", result);
+    upcalls = true;
+    if (console_port < 0) {
+        timeout_ns = kPollIntervalNs;
+        format(log, "dom0: evtchn_bind_virq(console): {}; checking for input every {} ms\n",
+               lamina_errno_name(console_port), kPollIntervalNs / 1'000'000);
+    } else if (timer_port >= 0) {
+        timeout_ns = kBackstopNs;
+    }
+}
+
+void wait_for_input() {
+    if (!upcalls) {
+        // Without event channels the vCPU's timer still ends a vcpu_block: poll at its pace.
+        lamina_hc_vcpu_set_timer(kPollIntervalNs);
+        lamina_hc_vcpu_block();
+        return;
+    }
+    if (timeout_ns) lamina_hc_vcpu_set_timer(timeout_ns);
+    // STI delays interrupts until after the next instruction (SDM Vol. 2B "STI"): an upcall raised
+    // since the last console_read, held while IF was 0, arrives in the HLT and ends it. No input
+    // that arrived before the HLT is left waiting for the timer.
+    asm volatile("sti; hlt; cli" ::: "memory");
+}
+
+}  // namespace lamina::dom0
+
+// The upcall: acknowledge every pending event (Dom0 only needs to wake; the input loop finds out
+// what is there), in the order event_channel.h gives: upcall_pending, then the pending words, then
+// each word's unmasked bits, all with locked instructions as the hypervisor sets them.
+extern "C" void dom0_upcall() {
+    using lamina::dom0::event_page;
+    auto& vcpu = event_page.vcpu[lamina::dom0::kVcpu];
+    __atomic_store_n(&vcpu.upcall_pending, 0, __ATOMIC_SEQ_CST);
+    lamina::u64 words = __atomic_exchange_n(&vcpu.pending_words, 0, __ATOMIC_SEQ_CST);
+    while (words) {
+        const unsigned word = static_cast<unsigned>(__builtin_ctzll(words));
+        words &= words - 1;
+        __atomic_fetch_and(&event_page.pending[word], __atomic_load_n(&event_page.mask[word], __ATOMIC_RELAXED),
+                           __ATOMIC_SEQ_CST);
+    }
+}

@@ -1,0 +1,115 @@
+// Dom0's kernel: finds Lamina, installs the hypercall page, greets, and runs the shell on the
+// console until poweroff.
+#include <dom0/kernel/commands.h>
+#include <dom0/kernel/console.h>
+#include <dom0/kernel/events.h>
+#include <dom0/shell/shell.h>
+#include <lamina/abi/hypercall.h>
+#include <lamina/pvh.h>
+#include <lamina/string.h>
+
+LAMINA_HYPERCALL_PAGE_DEFINE();
+
+namespace lamina::dom0 {
+namespace {
+
+// Before the hypercall page works there is no console; the debug port (Bochs' and QEMU's
+// -debugcon port 0xE9) is the last chance to say why Dom0 stops.
+[[noreturn]] void stop_early(const char* why) {
+    for (const char* c = why; *c; ++c) asm volatile("outb %0, $0xe9" : : "a"(*c));
+    for (;;) asm volatile("cli; hlt");
+}
+
+// Ends Dom0 as crashed, after the line that says why: the hypervisor then handles it as any
+// domain's crash.
+template <typename... Args>
+[[noreturn]] void crash(const char* fmt, const Args&... args) {
+    format(console(), fmt, args...);
+    console().flush();
+    lamina_hc_shutdown(LAMINA_SHUTDOWN_CRASH);
+    for (;;) asm volatile("cli; hlt");
+}
+
+// entry.S maps the first 4 GiB; what lies beyond is not reachable yet.
+constexpr u64 kMapped = 4 * GiB;
+bool mapped(u64 address, u64 size) { return size <= kMapped && address <= kMapped - size; }
+
+constexpr usize kCommandLineMax = 1024;
+
+void greet(u64 abi_version, u64 start_info_gpa) {
+    Console& out = console();
+    format(out, "\nLamina Dom0, hypercall ABI {}.{}\n", LAMINA_ABI_VERSION_MAJOR_OF(abi_version),
+           LAMINA_ABI_VERSION_MINOR_OF(abi_version));
+    const auto* start = reinterpret_cast<const pvh::StartInfo*>(start_info_gpa);
+    if (!start || !mapped(start_info_gpa, sizeof(*start)) || start->magic != pvh::kStartInfoMagic) {
+        format(out, "dom0: no PVH start info at {:#x}\n", start_info_gpa);
+        return;
+    }
+    if (!start->command_line) return;
+    if (!mapped(start->command_line, kCommandLineMax)) {
+        format(out, "dom0: the command line at {:#x} is beyond the first 4 GiB\n", start->command_line);
+        return;
+    }
+    const char* command_line = reinterpret_cast<const char*>(start->command_line);
+    format(out, "command line: ");
+    out.write(command_line, str::length_bounded(command_line, kCommandLineMax));
+    format(out, "\n");
+}
+
+// One read's worth of console input.
+u8 input[256];
+
+[[noreturn]] void run_shell() {
+    const CommandTable table = command_table();
+    static shell::Shell shell(console(), table.commands, table.count, domain_directory());
+    format(console(), "Type help for the commands.\n");
+    shell.start();
+    bool read_failed = false;
+    for (;;) {
+        console().flush();
+        const i64 count = lamina_hc_console_read(gpa(input), sizeof(input));
+        if (count < 0 && !read_failed) {
+            format(console(), "\ndom0: console_read: {}\n", lamina_errno_name(count));
+            read_failed = true;
+        }
+        if (count <= 0) {
+            wait_for_input();
+            continue;
+        }
+        read_failed = false;
+        const usize n = min(static_cast<usize>(count), sizeof(input));
+        for (usize i = 0; i < n; ++i) shell.input(input[i]);
+    }
+}
+
+}  // namespace
+
+}  // namespace lamina::dom0
+
+namespace lamina {
+[[noreturn]] void assert_failed(const char* expr, const char* file, int line) {
+    dom0::crash("\ndom0: assertion failed: {} ({}:{})\n", expr, file, line);
+}
+}  // namespace lamina
+
+extern "C" {
+
+// -fstack-protector-strong: a smashed stack in Dom0 is a crash of Dom0.
+lamina::u64 __stack_chk_guard = 0x6c616d696e613030;
+[[noreturn]] void __stack_chk_fail() { lamina::dom0::crash("\ndom0: stack smashing detected\n"); }
+
+[[noreturn]] void dom0_main(lamina::u64 start_info_gpa) {
+    using namespace lamina::dom0;
+    const lamina::i64 abi_version = lamina_detect();
+    if (abi_version == -LAMINA_ERANGE) stop_early("dom0: the hypervisor's ABI major is not Dom0's\n");
+    if (abi_version < 0) stop_early("dom0: not running on Lamina\n");
+    lamina::u32 eax, flags, ecx, edx;
+    lamina_cpuid(LAMINA_CPUID_LEAF_VERSION, &eax, &flags, &ecx, &edx);
+    if (!(flags & LAMINA_CPUID_DOMAIN_CONTROL)) stop_early("dom0: this is not the control domain\n");
+    lamina_hypercall_page_install(gpa(lamina_hypercall_page));
+    greet(static_cast<lamina::u64>(abi_version), start_info_gpa);
+    start_events(console());
+    run_shell();
+}
+
+}  // extern "C"
