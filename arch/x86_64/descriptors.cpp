@@ -7,21 +7,9 @@ extern "C" char isr_stubs[];
 namespace lamina::x86 {
 namespace {
 
-struct LAMINA_PACKED IdtGate {
-    u16 offset_low;
-    u16 selector;
-    u8 ist;
-    u8 type_attributes;
-    u16 offset_mid;
-    u32 offset_high;
-    u32 reserved;
-};
-static_assert(sizeof(IdtGate) == 16);
-
 constexpr usize kStubSize = 16;
-constexpr u8 kInterruptGatePresent = 0x8e;  // P=1, DPL=0, type 0xE (64-bit interrupt gate)
 
-LAMINA_ALIGNED(16) IdtGate idt[256];
+LAMINA_ALIGNED(16) InterruptGate idt[256];
 
 IstSlot ist_for_vector(usize vector) {
     switch (vector) {
@@ -69,9 +57,7 @@ void load_descriptors(CpuDescriptors& d, const u64 (&ist_tops)[kIstCount]) {
 void init_idt() {
     for (usize v = 0; v < 256; ++v) {
         u64 handler = reinterpret_cast<u64>(isr_stubs) + v * kStubSize;
-        idt[v] = IdtGate{static_cast<u16>(handler), kKernelCodeSelector,
-                         static_cast<u8>(ist_for_vector(v)), kInterruptGatePresent,
-                         static_cast<u16>(handler >> 16), static_cast<u32>(handler >> 32), 0};
+        idt[v] = InterruptGate::to(handler, kKernelCodeSelector, static_cast<u8>(ist_for_vector(v)));
     }
     load_idt();
 }

@@ -2,6 +2,7 @@
 // they work even when the interrupted stack is the one that overflowed into its guard page.
 #pragma once
 
+#include <lamina/interrupt_gate.h>
 #include <lamina/types.h>
 
 namespace lamina::x86 {
@@ -35,10 +36,7 @@ void load_descriptors(CpuDescriptors& d, const u64 (&ist_tops)[kIstCount]);
 void init_idt();
 void load_idt();
 
-struct DescriptorPointer {
-    u16 limit;
-    u64 base;
-} LAMINA_PACKED;
+using lamina::DescriptorPointer;
 // The GDT/IDT registers of the calling CPU (VMX host state needs them).
 DescriptorPointer current_gdt();
 DescriptorPointer current_idt();

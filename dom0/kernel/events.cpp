@@ -2,6 +2,7 @@
 
 #include <dom0/kernel/console.h>
 #include <lamina/abi/hypercall.h>
+#include <lamina/interrupt_gate.h>
 
 extern "C" char dom0_upcall_entry[];  // entry.S
 
@@ -15,30 +16,17 @@ constexpr u32 kVcpu = 0;
 constexpr u64 kBackstopNs = 1'000'000'000;
 constexpr u64 kPollIntervalNs = 10'000'000;
 
-struct [[gnu::packed]] Gate {
-    u16 offset_low, selector;
-    u8 ist, type;
-    u16 offset_middle;
-    u32 offset_high, reserved;
-};
-struct [[gnu::packed]] IdtPointer {
-    u16 limit;
-    u64 base;
-};
 constexpr u16 kCodeSelector = 0x08;  // entry.S
-constexpr u8 kInterruptGate = 0x8e;  // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
 
 alignas(LAMINA_HYPERCALL_PAGE_SIZE) lamina_evtchn_shared event_page;
-alignas(16) Gate idt[256];
+alignas(16) InterruptGate idt[256];
 
 bool upcalls = false;
 u64 timeout_ns = 0;  // 0: no timer bound
 
 void install_upcall_gate() {
-    const u64 entry = reinterpret_cast<u64>(dom0_upcall_entry);
-    idt[kUpcallVector] = {static_cast<u16>(entry), kCodeSelector, 0, kInterruptGate, static_cast<u16>(entry >> 16),
-                          static_cast<u32>(entry >> 32), 0};
-    const IdtPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(idt)};
+    idt[kUpcallVector] = InterruptGate::to(reinterpret_cast<u64>(dom0_upcall_entry), kCodeSelector);
+    const DescriptorPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(idt)};
     asm volatile("lidt %0" : : "m"(pointer) : "memory");
 }
 

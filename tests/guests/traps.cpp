@@ -1,26 +1,16 @@
 #include <tests/guests/traps.h>
 
+#include <lamina/interrupt_gate.h>
+
 extern "C" const char trap_stubs[];  // traps.S: 16 bytes per vector
 
 namespace guest {
 namespace {
 
-struct [[gnu::packed]] Gate {
-    u16 offset_low, selector;
-    u8 ist, type;
-    u16 offset_middle;
-    u32 offset_high, reserved;
-};
-struct [[gnu::packed]] IdtPointer {
-    u16 limit;
-    u64 base;
-};
-
 constexpr u16 kCodeSelector = 0x08;     // pvh_entry.S
-constexpr u8 kInterruptGate = 0x8e;     // present, DPL 0, 64-bit interrupt gate
 constexpr u64 kFirstInterrupt = 32;
 
-alignas(16) Gate idt[256];
+alignas(16) InterruptGate idt[256];
 volatile u8 fault_skip = 0;
 volatile int last_fault = -1;
 volatile u32 taken[256];
@@ -29,11 +19,9 @@ volatile u32 taken[256];
 
 void install_traps() {
     for (u32 v = 0; v < 256; ++v) {
-        const u64 stub = reinterpret_cast<u64>(trap_stubs) + 16 * v;
-        idt[v] = {static_cast<u16>(stub), kCodeSelector, 0, kInterruptGate, static_cast<u16>(stub >> 16),
-                  static_cast<u32>(stub >> 32), 0};
+        idt[v] = InterruptGate::to(reinterpret_cast<u64>(trap_stubs) + 16 * v, kCodeSelector);
     }
-    IdtPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(idt)};
+    DescriptorPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(idt)};
     asm volatile("lidt %0" : : "m"(pointer) : "memory");
 }
 
