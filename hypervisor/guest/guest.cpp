@@ -12,14 +12,12 @@
 #include <hypervisor/mm/frame_allocator.h>
 #include <hypervisor/virt.h>
 #include <lamina/assert.h>
-#include <lamina/elf.h>
-#include <lamina/pvh.h>
+#include <lamina/pvh_builder.h>
 #include <lamina/string.h>
 
 namespace lamina {
 namespace {
 
-constexpr u64 kStartInfoGpa = 0x1000;  // below the kernel, which PVH kernels load at 1 MiB+
 constexpr u16 kTestGuestTag = 1;  // VPID / ASID; one test guest runs at a time
 
 stage2::Stage2Format machine_stage2_format() {
@@ -75,14 +73,14 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
         memory::free_frames(ram, ram_bytes / kFrameSize);
         return nullptr;
     }
-    u64 entry = 0;
+    EntryState entry{};
     cpuid::HardwareCpuid host;
     bool ok = guest->stage2_.init() == stage2::Status::Ok &&
               guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
               guest->cpuid_.init(host, {.vcpu_count = 1, .control_domain = identity.control_domain}) == cpuid::Status::Ok && guest->fpu_.init() &&
-              guest->load_pvh(image, image_size, &entry);
+              guest->load_pvh(image, image_size, identity.control_domain, &entry);
     if (ok) {
-        EntryState state{EntryMode::Protected32, entry, kStartInfoGpa, 0};
+        const EntryState& state = entry;
         guest->vcpu_ = virt::create_vcpu({guest->stage2_.root(), &guest->stage2_.generation_counter()}, kTestGuestTag, state);
         ok = guest->vcpu_ != nullptr;
     }
@@ -102,33 +100,36 @@ void* Guest::guest_memory(u64 gpa, u64 size) {
     return memory::phys_to_virt(ram_hpa_ + gpa);
 }
 
-bool Guest::load_pvh(const u8* image, usize image_size, u64* entry) {
-    elf::Image elf;
-    elf::Result parsed = elf::parse(image, image_size, elf);
-    if (!parsed.ok()) {
-        log::error("guest {}: not a loadable kernel: {}", name_, parsed.reason);
+bool Guest::load_pvh(const u8* image, usize image_size, bool control_domain, EntryState* entry) {
+    const pvh::BuildRequest request{
+        .kernel = image,
+        .kernel_size = image_size,
+        .ram_bytes = ram_bytes_,
+        .flags = control_domain ? pvh::kFlagPrivileged | pvh::kFlagInitialDomain : 0u,
+    };
+    pvh::Layout layout{};
+    const pvh::Result built = pvh::build(request, *this, layout);
+    if (!built.ok()) {
+        char reason[160];
+        BufferSink sink(reason, sizeof reason);
+        pvh::describe(sink, built);
+        log::error("guest {}: not a loadable PVH kernel: {}", name_, reason);
         return false;
     }
-    if (!elf.pvh_entry) {
-        log::error("guest {}: the kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)", name_);
-        return false;
-    }
-    for (usize i = 0; i < elf.segment_count; ++i) {
-        const elf::LoadSegment& s = elf.segments[i];
-        u8* target = static_cast<u8*>(guest_memory(s.physical_address, s.memory_size));
-        if (!target || s.physical_address < kStartInfoGpa + sizeof(pvh::StartInfo)) {
-            log::error("guest {}: segment at {:#x} does not fit its RAM", name_, s.physical_address);
-            return false;
-        }
-        str::copy_bytes(target, image + s.file_offset, s.file_size);
-        str::fill_bytes(target + s.file_size, 0, s.memory_size - s.file_size);
-    }
-    auto* start = static_cast<pvh::StartInfo*>(guest_memory(kStartInfoGpa, sizeof(pvh::StartInfo)));
-    *start = {};
-    start->magic = pvh::kStartInfoMagic;
-    start->version = 1;
-    *entry = elf.pvh_entry;
+    *entry = {EntryMode::Protected32, layout.entry.rip, layout.entry.rbx, layout.entry.rsp};
     return true;
+}
+
+bool Guest::write(u64 gpa, const void* data, usize size) {
+    void* ram = guest_memory(gpa, size);
+    if (ram) str::copy_bytes(ram, data, size);
+    return ram != nullptr;
+}
+
+bool Guest::zero(u64 gpa, u64 size) {
+    void* ram = guest_memory(gpa, size);
+    if (ram) str::fill_bytes(ram, 0, size);
+    return ram != nullptr;
 }
 
 GuestEnd Guest::run(u64 max_exits) {

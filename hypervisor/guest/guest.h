@@ -10,6 +10,7 @@
 #include <hypervisor/guest/virtual_interrupts.h>
 #include <hypervisor/stage2/frame_table_memory.h>
 #include <hypervisor/vcpu.h>
+#include <lamina/pvh_builder.h>
 
 namespace lamina {
 
@@ -28,7 +29,7 @@ struct GuestIdentity {
     bool control_domain = false;
 };
 
-class Guest final : private ExitHost, private emulate::GuestPhysicalReader {
+class Guest final : private ExitHost, private emulate::GuestPhysicalReader, private pvh::GuestMemoryWriter {
 public:
     // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
     // reason, when the image is malformed or memory is short; nothing leaks either way.
@@ -74,7 +75,7 @@ public:
 private:
     friend class GuestHypercalls;
 
-    bool load_pvh(const u8* image, usize image_size, u64* entry);
+    bool load_pvh(const u8* image, usize image_size, bool control_domain, EntryState* entry);
     void* guest_memory(u64 gpa, u64 size);
     void finish(GuestEnd why, const ExitInfo& exit);
     bool wait_for_interrupt();
@@ -90,6 +91,9 @@ private:
     bool install_hypercall_page(u64 msr_value) override;
     // GuestPhysicalReader
     bool read(u64 gpa, void* out, usize size) override;
+    // pvh::GuestMemoryWriter
+    bool write(u64 gpa, const void* data, usize size) override;
+    bool zero(u64 gpa, u64 size) override;
 
     const char* name_;
     u64 ram_hpa_;
