@@ -93,6 +93,4 @@ usize read_from(u64* position, char* out, usize size) {
     return n;
 }
 
-int read_console_input() { return state.console ? state.console->read_byte() : -1; }
-
 }  // namespace lamina::log

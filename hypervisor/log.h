@@ -53,7 +53,5 @@ LAMINA_LOG_LEVEL_FUNCTION(debug, Level::Debug)
 // no longer holds is skipped. Returns the bytes copied and moves *position past them.
 usize read_from(u64* position, char* out, usize size);
 
-// A byte typed on the console, or -1 when none is waiting.
-int read_console_input();
 
 }  // namespace lamina::log

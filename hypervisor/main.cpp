@@ -19,6 +19,7 @@
 #include <hypervisor/panic.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/platform.h>
+#include <hypervisor/console.h>
 #include <hypervisor/selftest.h>
 #include <lamina/abi/domain.h>
 #include <hypervisor/time.h>
@@ -112,6 +113,7 @@ void run_dom0() {
         log::error("dom0: could not be built; the CPUs idle");
         return;
     }
+    console::start_input(console_uart);
     log::info("dom0: {} MiB, starting", ram / MiB);
     GuestEnd end;
     while ((end = dom0->run(~u64{0})) == GuestEnd::ExitBudget) {

@@ -75,6 +75,11 @@ inline void halt() { asm volatile("hlt" ::: "memory"); }
 // sti takes effect after the next instruction, so no interrupt slips in between: the CPU
 // cannot miss a wake-up that arrives just before it halts.
 inline void enable_interrupts_and_halt() { asm volatile("sti; hlt" ::: "memory"); }
+// Lets pending interrupts in, then masks them again. STI's shadow covers one instruction; the
+// jump after it matters to QEMU's TCG, which looks for interrupts only where a translated block
+// ends: with STI; PAUSE; CLI in one block it never delivered them, and a guest that exited for
+// an interrupt re-entered and exited for it again, for ever.
+inline void open_interrupt_window() { asm volatile("sti; nop; jmp 1f; 1: cli" ::: "memory"); }
 // XCR0 and friends (SDM Vol. 1 13.3); needs CR4.OSXSAVE.
 inline void xsetbv(u32 index, u64 value) {
     asm volatile("xsetbv" : : "c"(index), "a"(static_cast<u32>(value)), "d"(static_cast<u32>(value >> 32)));

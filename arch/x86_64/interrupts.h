@@ -15,6 +15,7 @@ struct InterruptFrame {
 
 // Vectors the hypervisor uses for itself (above the ones an IOAPIC will be routed to).
 namespace vector {
+constexpr u8 kConsoleInput = 0x40;  // the UART's receive interrupt, through the I/O APIC
 constexpr u8 kTimer = 0xe0;
 constexpr u8 kCallFunction = 0xf0;
 constexpr u8 kWakeup = 0xf1;  // only ends a hlt

@@ -12,6 +12,7 @@ constexpr u8 kLineControl8N1 = 0x03;
 constexpr u8 kFifoEnableAndClear = 0x07;
 constexpr u8 kModemDtrRtsOut2 = 0x0b;
 constexpr u8 kStatusDataReady = 0x01;
+constexpr u8 kInterruptOnReceive = 0x01;  // IER: received data available
 constexpr u8 kStatusTransmitEmpty = 0x20;
 constexpr u8 kStatusTransmitterIdle = 0x40;
 constexpr u32 kUartClock = 115200;
@@ -60,6 +61,10 @@ void Uart16550::drain() {
         if (x86::inb(port_ + kLineStatus) & kStatusTransmitterIdle) return;
         x86::pause();
     }
+}
+
+void Uart16550::enable_receive_interrupt() {
+    if (port_) x86::outb(port_ + kInterruptEnable, kInterruptOnReceive);
 }
 
 int Uart16550::read_byte() {

@@ -17,6 +17,10 @@ public:
     void drain();
     // Returns -1 when no byte is waiting.
     int read_byte();
+    // Raises the port's interrupt when a byte arrives (IER bit 0; MCR OUT2 is set by init()).
+    void enable_receive_interrupt();
+    // The ISA IRQ the PC wires this port to (COM1/COM3: 4, COM2/COM4: 3).
+    u8 isa_irq() const { return (port_ == 0x3f8 || port_ == 0x3e8) ? 4 : 3; }
 
 private:
     void put(char c);

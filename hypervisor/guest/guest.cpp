@@ -4,6 +4,7 @@
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
+#include <hypervisor/console.h>
 #include <hypervisor/heap.h>
 #include <hypervisor/hypercall/hypercall_page.h>
 #include <hypervisor/log.h>
@@ -40,7 +41,7 @@ stage2::Stage2Limits machine_stage2_limits() {
 }  // namespace
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity)
-    : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes),
+    : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes), control_domain_(identity.control_domain),
       stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), 
       exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features(), hypercalls_, identity.domain_id,
                       identity.control_domain},
@@ -200,6 +201,8 @@ void Guest::check_timer() {
 
 bool Guest::take_event() {
     check_timer();
+    // Typed input is the control domain's event (VIRQ_CONSOLE).
+    if (control_domain_ && console::take_arrival()) event_pending_ = true;
     const bool pending = event_pending_;
     event_pending_ = false;
     return pending;
@@ -224,9 +227,7 @@ void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }
 
 void Guest::take_host_interrupts() {
     // Interrupts stayed pending across the exit; a window of a few instructions lets them in.
-    x86::enable_interrupts();
-    x86::pause();
-    x86::disable_interrupts();
+    x86::open_interrupt_window();
     check_timer();
 }
 

@@ -98,6 +98,7 @@ private:
     const char* name_;
     u64 ram_hpa_;
     u64 ram_bytes_;
+    const bool control_domain_;
     stage2::GuestSpace stage2_;
     cpuid::CpuidPolicy cpuid_;
     // Port 0xE9, the Bochs/QEMU/Xen debug-console convention: writes are the guest's console,

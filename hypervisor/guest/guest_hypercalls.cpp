@@ -2,6 +2,7 @@
 
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/cpu_features.h>
+#include <hypervisor/console.h>
 #include <hypervisor/guest/guest.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
@@ -52,9 +53,7 @@ i64 GuestHypercalls::console_read(const Caller&, u64 buf_gpa, u64 length) {
     if (length > LAMINA_CONSOLE_IO_MAX) return kTooBig;
     auto* out = static_cast<char*>(guest_.guest_memory(buf_gpa, length));
     if (!out) return kFault;
-    u64 count = 0;
-    for (int c; count < length && (c = log::read_console_input()) >= 0;) out[count++] = static_cast<char>(c);
-    return static_cast<i64>(count);
+    return static_cast<i64>(console::read(out, length));
 }
 
 i64 GuestHypercalls::vcpu_yield(const Caller&) { return 0; }  // nothing else runs on this CPU yet
