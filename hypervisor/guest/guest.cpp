@@ -42,6 +42,7 @@ stage2::Stage2Limits machine_stage2_limits() {
 
 Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity)
     : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes), control_domain_(identity.control_domain),
+      domain_id_(identity.domain_id),
       stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), 
       exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features(), hypercalls_, identity.domain_id,
                       identity.control_domain},
@@ -50,6 +51,10 @@ Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identit
 }
 
 Guest::~Guest() {
+    if (events_) {
+        events_->close_all();
+        heap().destroy(events_);
+    }
     if (vcpu_) virt::destroy_vcpu(vcpu_);
     fpu_.destroy();
     stage2_.destroy();
@@ -79,7 +84,10 @@ Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u6
     bool ok = guest->stage2_.init() == stage2::Status::Ok &&
               guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
               guest->cpuid_.init(host, {.vcpu_count = 1, .control_domain = identity.control_domain}) == cpuid::Status::Ok && guest->fpu_.init() &&
-              guest->load_pvh(image, image_size, identity.control_domain, &entry);
+              guest->load_pvh(image, image_size, identity.control_domain, &entry) &&
+              (guest->events_ = heap().create<event::EventChannels>(identity.domain_id, 1u,
+                                                                     static_cast<event::EventDomains&>(*guest),
+                                                                     static_cast<event::UpcallSink&>(*guest)));
     if (ok) {
         const EntryState& state = entry;
         guest->vcpu_ = virt::create_vcpu({guest->stage2_.root(), &guest->stage2_.generation_counter()}, kTestGuestTag, state);
@@ -138,6 +146,7 @@ GuestEnd Guest::run(u64 max_exits) {
     // Neither XCR0 nor the FPU/SSE/AVX registers are switched by VM entry or exit: the guest's
     // are loaded while it runs, and saved and scrubbed when it stops.
     fpu_.load(exits_handler_.xcr0());
+    if (timer_deadline_ns_) arm_host_timer(timer_deadline_ns_);
     while (end_ == GuestEnd::Running && exits_ < max_exits) {
         if (interrupts_.pending()) [[unlikely]] interrupts_.deliver(*vcpu_);
         ExitInfo exit = vcpu_->run();
@@ -152,6 +161,7 @@ GuestEnd Guest::run(u64 max_exits) {
         finish(end, exit);
     }
     fpu_.save_and_scrub();
+    disarm_host_timer();
     x86::enable_interrupts();
     // Out of budget is no end: a later run() goes on where this one stopped.
     return end_ == GuestEnd::Running ? GuestEnd::ExitBudget : end_;
@@ -180,15 +190,31 @@ bool Guest::set_timer(u64 deadline_ns, u8 vector) {
     if (vector && vector < VirtualInterrupts::kFirstVector) return false;
     timer_deadline_ns_ = deadline_ns;
     timer_vector_ = vector;
-    if (!deadline_ns) return true;
-    const u64 now = time::now_ns();
-    if (deadline_ns <= now) {
+    if (!deadline_ns) {
+        disarm_host_timer();
+        return true;
+    }
+    if (deadline_ns <= time::now_ns()) {
         check_timer();  // due already: pending from now on
         return true;
     }
     // This CPU's timer brings the guest out (an external-interrupt exit) when the deadline comes.
-    apic::arm_timer(deadline_ns - now);
+    arm_host_timer(deadline_ns);
     return true;
+}
+
+// Until the scheduler owns this CPU's timer, the guest running here arms it for itself and stops
+// it when it no longer needs it, so that no stale tick reaches whatever runs next.
+void Guest::arm_host_timer(u64 wake_ns) {
+    const u64 now = time::now_ns();
+    apic::arm_timer(wake_ns > now ? wake_ns - now : 0);
+    host_timer_armed_ = true;
+}
+
+void Guest::disarm_host_timer() {
+    if (!host_timer_armed_) return;
+    apic::stop_timer();
+    host_timer_armed_ = false;
 }
 
 void Guest::check_timer() {
@@ -196,14 +222,18 @@ void Guest::check_timer() {
         timer_deadline_ns_ = 0;
         event_pending_ = true;
         if (timer_vector_) interrupts_.raise(timer_vector_);
+        events_->raise_virq(LAMINA_VIRQ_TIMER, 0);
     }
 }
 
 bool Guest::take_event() {
     check_timer();
     // Typed input is the control domain's event (VIRQ_CONSOLE).
-    if (control_domain_ && console::take_arrival()) event_pending_ = true;
-    const bool pending = event_pending_;
+    if (control_domain_ && console::take_arrival()) {
+        event_pending_ = true;
+        events_->raise_virq(LAMINA_VIRQ_CONSOLE, 0);
+    }
+    const bool pending = event_pending_ || events_->pending_for(0);
     event_pending_ = false;
     return pending;
 }
@@ -214,9 +244,22 @@ bool Guest::take_event() {
 bool Guest::wait_for_interrupt() {
     for (;;) {
         check_timer();
-        if (interrupts_.pending() || take_event()) return true;
-        if (!timer_deadline_ns_) return false;
-        apic::arm_timer(timer_deadline_ns_ - time::now_ns());
+        if (interrupts_.pending() || take_event()) {
+            // Woken, perhaps before the vCPU's deadline: the timer serves that deadline again.
+            if (timer_deadline_ns_) arm_host_timer(timer_deadline_ns_);
+            else disarm_host_timer();
+            return true;
+        }
+        u64 wake = timer_deadline_ns_;
+        if (control_domain_) {
+            // Typed input wakes the control domain. Its interrupt does that on Bochs; QEMU 7.2
+            // never delivers it (hypervisor/console.cpp), so the console is also polled.
+            constexpr u64 kConsolePollNs = 10000000;
+            const u64 poll = time::now_ns() + kConsolePollNs;
+            wake = wake && wake < poll ? wake : poll;
+        }
+        if (!wake) return false;
+        arm_host_timer(wake);
         // STI's shadow covers HLT: the timer cannot fire between the two and be missed.
         x86::enable_interrupts_and_halt();
         x86::disable_interrupts();
@@ -232,6 +275,15 @@ void Guest::take_host_interrupts() {
 }
 
 u64 Guest::tsc() { return x86::rdtsc(); }
+
+event::EventChannels* Guest::find(u16 domid) { return domid == domain_id_ ? events_ : nullptr; }
+
+// An event became pending for the vCPU: it wakes (vcpu_block, HLT) and, when the guest set an
+// upcall vector, takes that interrupt.
+void Guest::upcall(u32, u8 vector) {
+    event_pending_ = true;
+    if (vector) interrupts_.raise(vector);
+}
 
 // The MSR names the page's guest-physical address; bits 11:0 index the pages of a larger
 // hypercall area, of which there is one page (CPUID 0x40000002 EAX).

@@ -5,6 +5,7 @@
 
 #include <arch/x86_64/extended_state.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/event/event_channels.h>
 #include <hypervisor/guest/exit_handler.h>
 #include <hypervisor/guest/guest_hypercalls.h>
 #include <hypervisor/guest/virtual_interrupts.h>
@@ -29,7 +30,11 @@ struct GuestIdentity {
     bool control_domain = false;
 };
 
-class Guest final : private ExitHost, private emulate::GuestPhysicalReader, private pvh::GuestMemoryWriter {
+class Guest final : private ExitHost,
+                    private emulate::GuestPhysicalReader,
+                    private pvh::GuestMemoryWriter,
+                    private event::EventDomains,
+                    private event::UpcallSink {
 public:
     // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
     // reason, when the image is malformed or memory is short; nothing leaks either way.
@@ -79,6 +84,8 @@ private:
     void* guest_memory(u64 gpa, u64 size);
     void finish(GuestEnd why, const ExitInfo& exit);
     bool wait_for_interrupt();
+    void arm_host_timer(u64 wake_ns);
+    void disarm_host_timer();
     void check_timer();
     // Takes the vCPU's pending event (its timer fired), if there is one.
     bool take_event();
@@ -94,11 +101,16 @@ private:
     // pvh::GuestMemoryWriter
     bool write(u64 gpa, const void* data, usize size) override;
     bool zero(u64 gpa, u64 size) override;
+    // event::EventDomains: only itself, until the domain table knows the others.
+    event::EventChannels* find(u16 domid) override;
+    // event::UpcallSink
+    void upcall(u32 vcpu, u8 vector) override;
 
     const char* name_;
     u64 ram_hpa_;
     u64 ram_bytes_;
     const bool control_domain_;
+    const u16 domain_id_;
     stage2::GuestSpace stage2_;
     cpuid::CpuidPolicy cpuid_;
     // Port 0xE9, the Bochs/QEMU/Xen debug-console convention: writes are the guest's console,
@@ -119,11 +131,13 @@ private:
     IoPortMap ports_;
     emulate::MmioMap mmio_;
     GuestHypercalls hypercalls_{*this};
+    event::EventChannels* events_ = nullptr;  // ~100 KiB: its own allocation
     ExitHandler exits_handler_;
     VirtualInterrupts interrupts_;
     u64 timer_deadline_ns_ = 0;
     u8 timer_vector_ = 0;
     bool event_pending_ = false;
+    bool host_timer_armed_ = false;
     u32 shutdown_reason_ = 0;
     x86::ExtendedState fpu_;
     Vcpu* vcpu_ = nullptr;

@@ -12,6 +12,7 @@
 #include <arch/x86_64/smp.h>
 #include <lamina/abi/console.h>
 #include <lamina/abi/domain.h>
+#include <lamina/abi/event_channel.h>
 #include <lamina/abi/errno.h>
 #include <lamina/abi/host.h>
 #include <lamina/abi/version.h>
@@ -78,6 +79,38 @@ i64 GuestHypercalls::shutdown(const Caller&, u64 reason) {
     return 0;
 }
 
+// Event channels: hypervisor/event/event_channels.h does the work; these only translate the
+// guest's addresses.
+i64 GuestHypercalls::evtchn_init(const Caller&, u64 shared_gpa) {
+    auto* page = static_cast<lamina_evtchn_shared*>(guest_.guest_memory(shared_gpa, sizeof(lamina_evtchn_shared)));
+    return page ? guest_.events_->init(page) : kFault;
+}
+
+i64 GuestHypercalls::evtchn_alloc_unbound(const Caller&, u64 remote_domid) {
+    return guest_.events_->alloc_unbound(static_cast<u16>(remote_domid));
+}
+
+i64 GuestHypercalls::evtchn_bind_interdomain(const Caller&, u64 remote_domid, u64 remote_port) {
+    return guest_.events_->bind_interdomain(static_cast<u16>(remote_domid), static_cast<u32>(remote_port));
+}
+
+i64 GuestHypercalls::evtchn_bind_virq(const Caller& caller, u64 virq, u64 vcpu) {
+    return guest_.events_->bind_virq(static_cast<u32>(virq), static_cast<u32>(vcpu), caller.control_domain);
+}
+
+i64 GuestHypercalls::evtchn_send(const Caller&, u64 port) { return guest_.events_->send(static_cast<u32>(port)); }
+i64 GuestHypercalls::evtchn_close(const Caller&, u64 port) { return guest_.events_->close(static_cast<u32>(port)); }
+i64 GuestHypercalls::evtchn_unmask(const Caller&, u64 port) { return guest_.events_->unmask(static_cast<u32>(port)); }
+
+i64 GuestHypercalls::evtchn_status(const Caller&, u64 port, u64 status_gpa) {
+    auto* out = static_cast<lamina_evtchn_status*>(guest_.guest_memory(status_gpa, sizeof(lamina_evtchn_status)));
+    return out ? guest_.events_->status(static_cast<u32>(port), out) : kFault;
+}
+
+i64 GuestHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector) {
+    return guest_.events_->set_upcall_vector(static_cast<u32>(vcpu), static_cast<u8>(vector));
+}
+
 i64 GuestHypercalls::host_info(const Caller&, u64 info_gpa) {
     auto* info = static_cast<lamina_host_info*>(guest_.guest_memory(info_gpa, sizeof(lamina_host_info)));
     if (!info) return kFault;
@@ -125,15 +158,6 @@ i64 GuestHypercalls::domain_unmap_frames(const Caller&, u64 local_gfn, u64 count
 i64 GuestHypercalls::domain_get_fault_report(const Caller&, u64 domid, u64 report_gpa) { return kNotYet; }
 i64 GuestHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
 i64 GuestHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
-i64 GuestHypercalls::evtchn_alloc_unbound(const Caller&, u64 remote_domid) { return kNotYet; }
-i64 GuestHypercalls::evtchn_bind_interdomain(const Caller&, u64 remote_domid, u64 remote_port) { return kNotYet; }
-i64 GuestHypercalls::evtchn_bind_virq(const Caller&, u64 virq, u64 vcpu) { return kNotYet; }
-i64 GuestHypercalls::evtchn_send(const Caller&, u64 port) { return kNotYet; }
-i64 GuestHypercalls::evtchn_close(const Caller&, u64 port) { return kNotYet; }
-i64 GuestHypercalls::evtchn_status(const Caller&, u64 port, u64 status_gpa) { return kNotYet; }
-i64 GuestHypercalls::evtchn_unmask(const Caller&, u64 port) { return kNotYet; }
-i64 GuestHypercalls::evtchn_init(const Caller&, u64 shared_gpa) { return kNotYet; }
-i64 GuestHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector) { return kNotYet; }
 i64 GuestHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }
 i64 GuestHypercalls::shared_page_revoke(const Caller&, u64 ref) { return kNotYet; }
 i64 GuestHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) { return kNotYet; }

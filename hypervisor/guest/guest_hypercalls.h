@@ -1,9 +1,9 @@
 // The hypercalls a guest makes, answered for that guest (hypervisor/hypercall/dispatcher.h has
 // already checked the caller and the argument widths). The ABI itself: docs/hypercall-abi.md.
 // What works so far: the ABI's version and features, the control domain's console, the log,
-// host information, the vCPU's timer, yield, block and shutdown. Domain control, event
-// channels, shared pages and the scheduler's calls answer -ENOSYS until the domain table, the
-// event channels and the scheduler are in (issues 4 and 5).
+// host information, the vCPU's timer, yield, block and shutdown, and event channels (within the
+// domain: interdomain channels wait for the domain table). Domain control, shared pages and the
+// scheduler's calls answer -ENOSYS until the domain table and the scheduler are in (issues 4, 5).
 #pragma once
 
 #include <hypervisor/hypercall/dispatcher.h>

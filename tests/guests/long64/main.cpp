@@ -1,6 +1,7 @@
 // The 64-bit long-mode test guest: entered through PVH in 32-bit mode, it switched to long mode
 // itself (CR4.PAE, EFER.LME, CR0.PG), and now checks what the hypervisor shows it.
 #include <lamina/abi/errno.h>
+#include <lamina/abi/event_channel.h>
 #include <lamina/abi/host.h>
 #include <lamina/abi/hypercall.h>
 #include <tests/guests/traps.h>
@@ -82,6 +83,52 @@ void check_hypercalls(Checks& t) {
     t.expect(rdtsc() > before, "abi: time passed while the vCPU was blocked");
 }
 
+alignas(4096) lamina_evtchn_shared event_page;
+
+// Event channels inside one domain: the timer's VIRQ and a channel to itself, each ending in
+// the upcall vector, with the event page's bits as the ABI describes them.
+void check_event_channels(Checks& t) {
+    constexpr u8 kUpcall = 0x50;
+    t.expect(lamina_hc_evtchn_bind_virq(LAMINA_VIRQ_TIMER, 0) == -LAMINA_ENOENT,
+             "evtchn: nothing binds before the event page is registered");
+    t.expect(lamina_hc_evtchn_init(reinterpret_cast<u64>(&event_page)) == 0, "evtchn: the event page is registered");
+    t.expect(lamina_hc_evtchn_init(reinterpret_cast<u64>(&event_page)) == -LAMINA_EEXIST, "evtchn: only once");
+    const int64_t timer = lamina_hc_evtchn_bind_virq(LAMINA_VIRQ_TIMER, 0);
+    t.expect(timer > 0, "evtchn: the timer's VIRQ binds to a port", "{}", timer);
+    t.expect(lamina_hc_evtchn_bind_virq(LAMINA_VIRQ_CONSOLE, 0) == -LAMINA_EPERM,
+             "evtchn: a global VIRQ is the control domain's");
+    t.expect(lamina_hc_evtchn_set_upcall_vector(0, kUpcall) == 0, "evtchn: the upcall vector is set");
+
+    const u32 before = interrupts_taken(kUpcall);
+    lamina_hc_vcpu_set_timer(1000000);
+    asm volatile("sti; hlt; cli" ::: "memory");
+    const u64 word = u64{1} << (static_cast<u64>(timer) % 64);
+    t.expect(interrupts_taken(kUpcall) == before + 1, "evtchn: the timer's event arrives as the upcall");
+    t.expect(event_page.vcpu[0].upcall_pending == 1 && (event_page.pending[timer / 64] & word),
+             "evtchn: upcall_pending and the port's pending bit are set");
+    // The guest's side of the protocol: clear, take the words, clear the port.
+    event_page.vcpu[0].upcall_pending = 0;
+    __atomic_exchange_n(&event_page.vcpu[0].pending_words, 0, __ATOMIC_SEQ_CST);
+    __atomic_fetch_and(&event_page.pending[timer / 64], ~word, __ATOMIC_SEQ_CST);
+
+    const int64_t unbound = lamina_hc_evtchn_alloc_unbound(1);  // offered to itself (domain 1)
+    const int64_t bound = unbound > 0 ? lamina_hc_evtchn_bind_interdomain(1, static_cast<u64>(unbound)) : -1;
+    t.expect(unbound > 0 && bound > 0, "evtchn: a channel to itself", "{} {}", unbound, bound);
+    lamina_evtchn_status status{};
+    t.expect(lamina_hc_evtchn_status(static_cast<u64>(bound), reinterpret_cast<u64>(&status)) == 0 &&
+                 status.state == LAMINA_EVTCHN_INTERDOMAIN,
+             "evtchn: its status says interdomain", "state {}", status.state);
+    event_page.vcpu[0].upcall_pending = 0;
+    const u32 before_send = interrupts_taken(kUpcall);
+    enable_interrupts();
+    t.expect(lamina_hc_evtchn_send(static_cast<u64>(unbound)) == 0, "evtchn: send");
+    disable_interrupts();
+    t.expect(interrupts_taken(kUpcall) > before_send, "evtchn: a send raises the other end's upcall");
+    t.expect(lamina_hc_evtchn_close(static_cast<u64>(bound)) == 0 &&
+                 lamina_hc_evtchn_close(static_cast<u64>(bound)) == -LAMINA_EINVAL,
+             "evtchn: close, and a closed port cannot be closed again");
+}
+
 }  // namespace
 
 extern "C" void guest_main(u64 start_info) {
@@ -120,5 +167,6 @@ extern "C" void guest_main(u64 start_info) {
     t.expect(probe == 0x1234, "paging: INVLPG of a mapped page keeps it readable");
     check_msrs(t);
     check_hypercalls(t);
+    check_event_channels(t);
     t.finish();
 }
