@@ -1,9 +1,10 @@
 /* Lamina hypercall ABI: event channels, the doorbells between domains and from the hypervisor.
  *
  * A port is a domain's end of a channel. Sending on an interdomain port, or a virtual IRQ firing,
- * sets the port's bit in the receiving domain's pending bitmap; unless the port is masked, the
- * hypervisor then sets pending_words and upcall_pending of the vCPU the port notifies and raises
- * the upcall vector on it. The guest clears upcall_pending, takes pending_words (atomic
+ * sets the port's bit in the receiving domain's pending bitmap; unless the port is masked or
+ * was pending already, the hypervisor then sets the port's word in pending_words of the vCPU the
+ * port notifies, and when that sets upcall_pending from 0 to 1 it raises the upcall vector on
+ * that vCPU (one upcall per 0 -> 1 change). The guest clears upcall_pending, takes pending_words (atomic
  * exchange with 0), and for each word clears and handles the pending bits that are not masked.
  * The hypervisor sets bits with locked instructions; the guest must clear them likewise. */
 #ifndef LAMINA_ABI_EVENT_CHANNEL_H
