@@ -76,7 +76,7 @@ void print_ready_line() {
                smp::online_count(), platform::present_cpu_count(), mem.usable_bytes / MiB,
                virt::vendor_name(v.vendor), virt::stage2_name(v.vendor), boot_firmware());
     u64 image_bytes = memory::image_bytes();
-    log::print("LAMINA STAT boot_tsc={} image_bytes={} hv_ram_kib={} free_kib={}\n",
+    log::print("LAMINA STAT entry_tsc={} boot_tsc={} image_bytes={} hv_ram_kib={} free_kib={}\n", entry_tsc,
                x86::rdtsc() - entry_tsc, image_bytes, mem.hypervisor_bytes / KiB, mem.free_bytes / KiB);
 }
 

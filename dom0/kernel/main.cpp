@@ -63,6 +63,11 @@ u8 input[256];
     const CommandTable table = command_table();
     static shell::Shell shell(console(), table.commands, table.count, domain_directory());
     format(console(), "Type help for the commands.\n");
+    // For `scripts/lamina bench`: the TSC at the first prompt (under QEMU -icount, instructions
+    // since the machine started; the hypervisor's entry_tsc says where it began).
+    u32 tsc_low, tsc_high;
+    asm volatile("rdtsc" : "=a"(tsc_low), "=d"(tsc_high));
+    format(console(), "LAMINA STAT dom0_prompt_tsc={}\n", (u64{tsc_high} << 32) | tsc_low);
     shell.start();
     bool read_failed = false;
     for (;;) {

@@ -11,8 +11,21 @@ void* memcpy(void* dst, const void* src, size_t n) {
     return ret;
 }
 
+// Eight bytes per store for the bulk: the same speed as REP STOSB on CPUs with fast strings,
+// and an eighth of the iterations where each one counts (QEMU -icount counts every iteration,
+// and zeroing a guest's RAM made up most of the boot-to-Dom0 figure).
 void* memset(void* dst, int value, size_t n) {
     void* ret = dst;
+    const size_t head = (8 - (reinterpret_cast<lamina::uptr>(dst) & 7)) & 7;
+    if (n >= 16 && head < n) {
+        size_t bytes = head;
+        asm volatile("rep stosb" : "+D"(dst), "+c"(bytes) : "a"(value) : "memory");
+        n -= head;
+        size_t words = n / 8;
+        const lamina::u64 pattern = static_cast<lamina::u8>(value) * 0x0101010101010101ull;
+        asm volatile("rep stosq" : "+D"(dst), "+c"(words) : "a"(pattern) : "memory");
+        n %= 8;
+    }
     asm volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(value) : "memory");
     return ret;
 }

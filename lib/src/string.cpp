@@ -52,10 +52,9 @@ void move_bytes(void* dst, const void* src, usize n) {
     }
 }
 
-void fill_bytes(void* dst, u8 value, usize n) {
-    auto* d = static_cast<u8*>(dst);
-    for (usize i = 0; i < n; ++i) d[i] = value;
-}
+// memset: the C library's on the host, lib/src/libc_shim.cpp's REP STOSQ in the images (a byte
+// loop here zeroed a 64 MiB Dom0 in 93 million instructions).
+void fill_bytes(void* dst, u8 value, usize n) { __builtin_memset(dst, value, n); }
 
 int compare_bytes(const void* a, const void* b, usize n) {
     auto* x = static_cast<const u8*>(a);
