@@ -4,7 +4,7 @@
 #include <lamina/abi/hypercall.h>
 #include <lamina/interrupt_gate.h>
 
-extern "C" char dom0_upcall_entry[];  // entry.S
+extern "C" char dom0_upcall_entry[];  // dom0/arch/upcall.S
 
 namespace lamina::dom0 {
 namespace {
@@ -16,7 +16,7 @@ constexpr u32 kVcpu = 0;
 constexpr u64 kBackstopNs = 1'000'000'000;
 constexpr u64 kPollIntervalNs = 10'000'000;
 
-constexpr u16 kCodeSelector = 0x08;  // entry.S
+constexpr u16 kCodeSelector = 0x08;  // lib/src/pvh_entry.S
 
 alignas(LAMINA_HYPERCALL_PAGE_SIZE) lamina_evtchn_shared event_page;
 alignas(16) InterruptGate idt[256];

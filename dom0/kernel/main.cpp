@@ -30,7 +30,7 @@ template <typename... Args>
     for (;;) asm volatile("cli; hlt");
 }
 
-// entry.S maps the first 4 GiB; what lies beyond is not reachable yet.
+// lib/src/pvh_entry.S maps the first 4 GiB; what lies beyond is not reachable yet.
 constexpr u64 kMapped = 4 * GiB;
 bool mapped(u64 address, u64 size) { return size <= kMapped && address <= kMapped - size; }
 

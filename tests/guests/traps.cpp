@@ -7,7 +7,7 @@ extern "C" const char trap_stubs[];  // traps.S: 16 bytes per vector
 namespace guest {
 namespace {
 
-constexpr u16 kCodeSelector = 0x08;     // pvh_entry.S
+constexpr u16 kCodeSelector = 0x08;     // lib/src/pvh_entry.S
 constexpr u64 kFirstInterrupt = 32;
 
 alignas(16) InterruptGate idt[256];

@@ -1,10 +1,14 @@
-/* Dom0's entry: Xen's PVH boot ABI, as the test guests' (tests/guests/pvh_entry.S) - 32-bit
- * protected mode, paging off, flat segments, EBX = the start info's guest-physical address. It
- * switches to long mode with identity 2 MiB pages over the first 4 GiB (Dom0's RAM is 1:1 with
- * host memory, so its image, the start info and the devices of the low 4 GiB all lie there) and
- * calls dom0_main(start_info) on a 64 KiB stack. The upcall entry, the one interrupt Dom0 takes,
- * is here too. */
+/* The PVH entry of Lamina's own small kernels, Dom0 and the test guests (Xen's PVH boot ABI:
+ * 32-bit protected mode, paging off, flat segments, EBX = the start info's guest-physical
+ * address). It switches to long mode with identity 2 MiB pages over the first 4 GiB (Dom0's RAM
+ * is 1:1 with host memory, so its image, the start info and the devices of the low 4 GiB all lie
+ * there; a test guest's RAM and its device regions do too), enables SSE, and calls
+ * PVH_MAIN(start_info) on a 64 KiB stack; PVH_MAIN is the kernel's (its build defines it). Every
+ * step that touches CR0, CR4 or EFER is one the hypervisor must let a real kernel take. */
 
+#ifndef PVH_MAIN
+#error "PVH_MAIN names the kernel's main function"
+#endif
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define CODE_SELECTOR 0x08
 #define DATA_SELECTOR 0x10
@@ -18,15 +22,15 @@
     .long 4                      /* desc size */
     .long XEN_ELFNOTE_PHYS32_ENTRY
     .asciz "Xen"
-    .long dom0_pvh_entry
+    .long pvh_entry
 
     .section .pvh.entry, "ax"
     .code32
-    .global dom0_pvh_entry
-dom0_pvh_entry:
+    .global pvh_entry
+pvh_entry:
     cli
-    movl $dom0_stack_top, %esp
-    movl %ebx, %edi              /* start info, dom0_main's argument */
+    movl $pvh_stack_top, %esp
+    movl %ebx, %edi              /* start info, PVH_MAIN's argument */
 
     /* page_directories: MAPPED_GIB x 512 entries of 2 MiB, one after another; entry i maps
      * i << 21, which fits the low 32 bits below 4 GiB. */
@@ -50,7 +54,7 @@ dom0_pvh_entry:
     movl $(pdpt + PAGE_PRESENT_WRITABLE), pml4
 
     movl %cr4, %eax
-    orl $(1 << 5), %eax          /* PAE */
+    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax  /* PAE, OSFXSR, OSXMMEXCPT: SSE usable */
     movl %eax, %cr4
     movl $pml4, %eax
     movl %eax, %cr3
@@ -71,38 +75,11 @@ long_mode:
     movw %ax, %es
     movw %ax, %ss
     movl %edi, %edi
-    call dom0_main
-3:  cli                          /* dom0_main does not return */
+    call PVH_MAIN
+3:  cli                          /* PVH_MAIN does not return */
     hlt
     jmp 3b
 
-/* The upcall vector's handler (events.cpp installs it): saves the registers a C function may
- * change and calls dom0_upcall(). The CPU aligned RSP to 16 before pushing its 5 words; the 9
- * pushes here leave it aligned again for the call (SysV ABI). */
-    .text
-    .global dom0_upcall_entry
-dom0_upcall_entry:
-    pushq %rax
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    cld
-    call dom0_upcall
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rax
-    iretq
 
     .section .rodata
     .balign 8
@@ -122,5 +99,5 @@ pml4: .skip 4096
 pdpt: .skip 4096
 page_directories: .skip MAPPED_GIB * 4096
     .balign 16
-dom0_stack: .skip 65536
-dom0_stack_top:
+pvh_stack: .skip 65536
+pvh_stack_top:
