@@ -31,7 +31,6 @@ using namespace vmx;
 // LMSW writes PE, MP, EM and TS, and can set PE but not clear it.
 constexpr u64 kCr0LmswBits = 0xf;
 constexpr u64 kCr8Bits = 0xf;
-constexpr u64 kRflagsFixed = u64{1} << 1;
 constexpr u64 kDr7Reset = 0x400;
 constexpr u64 kPatPowerOn = 0x0007040600070406;  // SDM Vol. 3A "IA32_PAT MSR"
 
