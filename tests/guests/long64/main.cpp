@@ -77,10 +77,19 @@ void check_hypercalls(Checks& t) {
     t.expect(rdmsr_checked(LAMINA_HYPERCALL_PAGE_MSR, &value) == kGeneralProtection,
              "abi: the hypercall-page MSR is write-only");
     // The vCPU's timer wakes it from vcpu_block, not before (interrupts off: no upcall needed).
-    const u64 before = rdtsc();
-    t.expect(lamina_hc_vcpu_set_timer(2000000) == 0 && lamina_hc_vcpu_block() == 0,
-             "abi: vcpu_block returns once the vCPU's timer has fired");
-    t.expect(rdtsc() > before, "abi: time passed while the vCPU was blocked");
+    // The guest knows no TSC frequency, so one sleep measures another: 20 ms must take several
+    // times as long as 2 ms (the calls themselves cost about 0.4 ms under QEMU's TCG).
+    const auto sleep_ticks = [](u64 ns, bool* ok) {
+        const u64 start = rdtsc();
+        *ok = lamina_hc_vcpu_set_timer(ns) == 0 && lamina_hc_vcpu_block() == 0;
+        return rdtsc() - start;
+    };
+    bool short_ok = false, long_ok = false;
+    const u64 short_sleep = sleep_ticks(2000000, &short_ok);
+    const u64 long_sleep = sleep_ticks(20000000, &long_ok);
+    t.expect(short_ok && long_ok, "abi: vcpu_block returns once the vCPU's timer has fired");
+    t.expect(long_sleep > 3 * short_sleep, "abi: the vCPU slept until its timer",
+             "20 ms took {} ticks, 2 ms {}", long_sleep, short_sleep);
 }
 
 alignas(4096) lamina_evtchn_shared event_page;
