@@ -238,13 +238,14 @@ bool Guest::take_event() {
     return pending;
 }
 
-// The vCPU executed HLT with interrupts on: it sleeps until an interrupt is due, and so does
-// this CPU, which has nothing else to run until the scheduler comes. False when nothing could
-// ever wake it (no timer armed, no interrupt source but the timer yet).
+// The vCPU executed HLT with interrupts on, or vcpu_block: it sleeps until an interrupt or an
+// event is due, and so does this CPU, which has nothing else to run until the scheduler comes.
+// False when nothing could ever wake it: no timer armed, and not the control domain (whose
+// console input is the only other source while it sleeps, until the domain table lets other
+// domains send it events).
 bool Guest::wait_for_interrupt() {
     for (;;) {
-        check_timer();
-        if (interrupts_.pending() || take_event()) {
+        if (take_event() || interrupts_.pending()) {
             // Woken, perhaps before the vCPU's deadline: the timer serves that deadline again.
             if (timer_deadline_ns_) arm_host_timer(timer_deadline_ns_);
             else disarm_host_timer();
