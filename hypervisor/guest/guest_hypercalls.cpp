@@ -156,6 +156,8 @@ i64 GuestHypercalls::domain_set_vcpu_context(const Caller&, u64 domid, u64 vcpu,
 i64 GuestHypercalls::domain_map_frames(const Caller&, u64 domid, u64 first_gfn, u64 count, u64 local_gfn) { return kNotYet; }
 i64 GuestHypercalls::domain_unmap_frames(const Caller&, u64 local_gfn, u64 count) { return kNotYet; }
 i64 GuestHypercalls::domain_get_fault_report(const Caller&, u64 domid, u64 report_gpa) { return kNotYet; }
+i64 GuestHypercalls::domain_set_console(const Caller&, u64 domid, u64 ring_gfn, u64 port) { return kNotYet; }
+i64 GuestHypercalls::domain_shutdown(const Caller&, u64 domid, u64 reason) { return kNotYet; }
 i64 GuestHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
 i64 GuestHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
 i64 GuestHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }

@@ -115,7 +115,8 @@ TEST_CASE("hypercall table: who may call what", "[hypercall]") {
     for (const char* name : {"console_write", "console_read", "domain_create", "domain_destroy", "domain_pause",
                              "domain_unpause", "domain_get_info", "domain_list", "domain_set_max_memory",
                              "domain_populate_memory", "domain_set_max_vcpus", "domain_set_vcpu_context",
-                             "domain_map_frames", "domain_unmap_frames", "domain_get_fault_report",
+                             "domain_map_frames", "domain_unmap_frames", "domain_get_fault_report", "domain_set_console",
+                             "domain_shutdown",
                              "sched_get_domain", "sched_set_domain", "sched_get_pool", "sched_set_pool",
                              "sched_get_affinity", "sched_set_affinity", "host_info", "log_read",
                              "domain_exit_stats"}) {
