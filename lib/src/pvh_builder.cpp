@@ -35,11 +35,11 @@ bool page_align_up(u64 value, u64* out) {
 Range segment_range(const elf::LoadSegment& s) { return {s.physical_address, s.physical_address + s.memory_size}; }
 Range region_range(const Region& r) { return {r.address, r.address + r.size}; }
 
-// What the placement of the boot page and the ramdisk must stay clear of.
+// What the placement of the boot info and the modules must stay clear of.
 struct Occupancy {
     const elf::Image& image;
     const BuildRequest& request;
-    Range placed[2];
+    Range placed[1 + kMaxModules];
     usize placed_count = 0;
 
     // The end of something in the way of `want`, if anything is.
@@ -120,6 +120,21 @@ Result check_segments(const BuildRequest& request, const elf::Image& image) {
                 image.pvh_entry);
 }
 
+Result check_modules(const BuildRequest& request) {
+    if (request.module_count > kMaxModules)
+        return fail(Status::TooManyModules, "{} modules, more than the {} the builder takes", request.module_count,
+                    kMaxModules);
+    for (usize i = 0; i < request.module_count; ++i) {
+        const Module& m = request.modules[i];
+        LAMINA_ASSERT(m.data || m.size == 0);
+        if (m.name && str::length_bounded(m.name, kMaxModuleName + 1) > kMaxModuleName)
+            return fail(Status::ModuleNameTooLong, "the name of module {} is longer than {} bytes", i, kMaxModuleName);
+    }
+    return success();
+}
+
+bool has_name(const Module& module) { return module.name && module.name[0]; }
+
 // Calls emit(entry) for the memory map, in address order: RAM with the regions cut out, and the
 // regions (sorted and disjoint, as check_regions made sure).
 template <typename Emit>
@@ -160,7 +175,7 @@ private:
 }  // namespace
 
 Result build(const BuildRequest& request, GuestMemoryWriter& memory, Layout& layout) {
-    LAMINA_ASSERT(request.ramdisk || request.ramdisk_size == 0);
+    LAMINA_ASSERT(request.modules || request.module_count == 0);
     layout = {};
     elf::Image image;
     elf::Result parsed = elf::parse(request.kernel, request.kernel_size, image);
@@ -175,28 +190,37 @@ Result build(const BuildRequest& request, GuestMemoryWriter& memory, Layout& lay
     usize command_line_length = str::length_bounded(command_line, kMaxCommandLine + 1);
     if (command_line_length > kMaxCommandLine)
         return fail(Status::CommandLineTooLong, "the command line is longer than {} bytes", kMaxCommandLine);
+    if (Result r = check_modules(request); !r.ok()) return r;
 
     Occupancy occupancy{image, request, {}};
     u64 limit = min(request.ram_bytes, kPlacementLimit);
-    u64 boot_page = 0, ramdisk = 0;
-    if (!occupancy.place(kPageSize, kLowestPlacement, limit, &boot_page))
-        return fail(Status::NoRoomForBootInfo, "no free page in RAM below {:#x} for the boot information", limit);
-    if (request.ramdisk_size && !occupancy.place(request.ramdisk_size, image.highest_end, limit, &ramdisk))
-        return fail(Status::RamdiskTooBig, "the ramdisk ({:#x} bytes) does not fit in free RAM between {:#x} and {:#x}",
-                    request.ramdisk_size, image.highest_end, limit);
+    u64 boot_info = 0;
+    u64 module_addresses[kMaxModules] = {};
+    if (!occupancy.place(kBootInfoSize, kLowestPlacement, limit, &boot_info))
+        return fail(Status::NoRoomForBootInfo, "no free {:#x} bytes in RAM below {:#x} for the boot information",
+                    kBootInfoSize, limit);
+    // Each module above the one before, so that they lie in request order (an empty one too).
+    u64 from = image.highest_end;
+    for (usize i = 0; i < request.module_count; ++i) {
+        const u64 size = request.modules[i].size;
+        if (!occupancy.place(size, from, limit, &module_addresses[i]))
+            return fail(Status::ModuleTooBig, "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and {:#x}",
+                        i, size, from, limit);
+        from = module_addresses[i] + size;
+    }
 
     StartInfo start{};
     start.magic = kStartInfoMagic;
     start.version = kStartInfoVersion;
     start.flags = request.flags;
     start.rsdp = request.rsdp;
-    start.memory_map = boot_page + kBootInfoMemoryMapOffset;
+    start.memory_map = boot_info + kBootInfoMemoryMapOffset;
     for_each_memory_map_entry(request, [&](const MemoryMapEntry&) { ++start.memory_map_entries; });
-    if (request.ramdisk_size) {
-        start.module_count = 1;
-        start.module_list = boot_page + kBootInfoModuleOffset;
+    if (request.module_count) {
+        start.module_count = static_cast<u32>(request.module_count);
+        start.module_list = boot_info + kBootInfoModuleOffset;
     }
-    if (command_line_length) start.command_line = boot_page + kBootInfoCommandLineOffset;
+    if (command_line_length) start.command_line = boot_info + kBootInfoCommandLineOffset;
 
     Writer out(memory);
     for (usize i = 0; i < image.segment_count; ++i) {
@@ -204,12 +228,16 @@ Result build(const BuildRequest& request, GuestMemoryWriter& memory, Layout& lay
         out.write(s.physical_address, request.kernel + s.file_offset, s.file_size);
         out.zero(s.physical_address + s.file_size, s.memory_size - s.file_size);
     }
-    out.write(ramdisk, request.ramdisk, request.ramdisk_size);
-    out.zero(boot_page, kPageSize);
-    out.write(boot_page, &start, sizeof(start));
-    if (request.ramdisk_size) {
-        ModuleEntry module{ramdisk, request.ramdisk_size, 0, 0};
-        out.write(start.module_list, &module, sizeof(module));
+    for (usize i = 0; i < request.module_count; ++i)
+        out.write(module_addresses[i], request.modules[i].data, request.modules[i].size);
+    out.zero(boot_info, kBootInfoSize);
+    out.write(boot_info, &start, sizeof(start));
+    for (usize i = 0; i < request.module_count; ++i) {
+        const Module& m = request.modules[i];
+        const u64 name = boot_info + kBootInfoModuleNameOffset + i * kBootInfoModuleNameSize;
+        const ModuleEntry entry{module_addresses[i], m.size, has_name(m) ? name : 0, 0};
+        out.write(start.module_list + i * sizeof(ModuleEntry), &entry, sizeof(entry));
+        if (has_name(m)) out.write(name, m.name, str::length(m.name) + 1);
     }
     u64 next_entry = start.memory_map;
     for_each_memory_map_entry(request, [&](const MemoryMapEntry& entry) {
@@ -219,17 +247,20 @@ Result build(const BuildRequest& request, GuestMemoryWriter& memory, Layout& lay
     if (command_line_length) out.write(start.command_line, command_line, command_line_length + 1);
     if (!out.result().ok()) return out.result();
 
-    layout.entry = {EntryMode::Protected32, image.pvh_entry, boot_page, 0};
+    layout.entry = {EntryMode::Protected32, image.pvh_entry, boot_info, 0};
     layout.kernel_start = image.lowest_address;
     layout.kernel_end = image.highest_end;
-    layout.start_info = boot_page;
+    layout.start_info = boot_info;
     layout.module_list = start.module_list;
+    layout.module_count = start.module_count;
     layout.memory_map = start.memory_map;
     layout.memory_map_entries = start.memory_map_entries;
     layout.command_line = start.command_line;
-    layout.ramdisk = ramdisk;
-    layout.ramdisk_size = request.ramdisk_size;
-    layout.highest_used = max(max(image.highest_end, boot_page + kPageSize), ramdisk + request.ramdisk_size);
+    layout.highest_used = max(image.highest_end, boot_info + kBootInfoSize);
+    for (usize i = 0; i < request.module_count; ++i) {
+        layout.modules[i] = module_addresses[i];
+        layout.highest_used = max(layout.highest_used, module_addresses[i] + request.modules[i].size);
+    }
     return success();
 }
 

@@ -134,13 +134,14 @@ bool same_entry(const pvh::MemoryMapEntry& e, u64 address, u64 size, pvh::Memory
 
 }  // namespace
 
-TEST_CASE("pvh builder: kernel, BSS, ramdisk, command line and start info") {
+TEST_CASE("pvh builder: kernel, BSS, a module, command line and start info") {
     ElfBuilder elf = typical_kernel();
     Build b(elf, kRam);
     std::vector<u8> ramdisk(5000);
     for (size_t i = 0; i < ramdisk.size(); ++i) ramdisk[i] = static_cast<u8>(i * 13 + 1);
-    b.request.ramdisk = ramdisk.data();
-    b.request.ramdisk_size = ramdisk.size();
+    const pvh::Module module{ramdisk.data(), ramdisk.size(), "initrd"};
+    b.request.modules = &module;
+    b.request.module_count = 1;
     b.request.command_line = "console=hvc0 root=/dev/ram0";
     b.request.flags = pvh::kFlagPrivileged | pvh::kFlagInitialDomain;
     b.request.rsdp = 0xe0000;
@@ -164,9 +165,9 @@ TEST_CASE("pvh builder: kernel, BSS, ramdisk, command line and start info") {
     CHECK(l.kernel_start == 0x100000);
     CHECK(l.kernel_end == 0x105000);
 
-    // The ramdisk: page-aligned, right above the kernel.
-    CHECK(l.ramdisk == 0x105000);
-    CHECK(l.ramdisk_size == 5000);
+    // The module: page-aligned, right above the kernel.
+    CHECK(l.module_count == 1);
+    CHECK(l.modules[0] == 0x105000);
     CHECK(memory.read(0x105000, 5000) == ramdisk);
     CHECK(l.highest_used == 0x105000 + 5000);
 
@@ -180,29 +181,32 @@ TEST_CASE("pvh builder: kernel, BSS, ramdisk, command line and start info") {
     REQUIRE(start.module_count == 1);
     CHECK(start.module_list == 0x1040);
     CHECK(l.module_list == 0x1040);
-    auto module = memory.read_as<pvh::ModuleEntry>(0x1040);
-    CHECK(module.address == 0x105000);
-    CHECK(module.size == 5000);
-    CHECK(module.command_line == 0);
-    CHECK(module.reserved == 0);
-    CHECK(start.command_line == 0x1800);
-    CHECK(l.command_line == 0x1800);
-    CHECK(memory.read_string(0x1800) == "console=hvc0 root=/dev/ram0");
+    auto entry = memory.read_as<pvh::ModuleEntry>(0x1040);
+    CHECK(entry.address == 0x105000);
+    CHECK(entry.size == 5000);
+    CHECK(entry.command_line == 0x1c00);
+    CHECK(entry.reserved == 0);
+    CHECK(memory.read_string(0x1c00) == "initrd");
+    CHECK(start.command_line == 0x2000);
+    CHECK(l.command_line == 0x2000);
+    CHECK(memory.read_string(0x2000) == "console=hvc0 root=/dev/ram0");
     REQUIRE(start.memory_map_entries == 1);
-    CHECK(start.memory_map == 0x1080);
+    CHECK(start.memory_map == 0x1240);
     CHECK(l.memory_map_entries == 1);
-    CHECK(same_entry(memory.read_as<pvh::MemoryMapEntry>(0x1080), 0, kRam, pvh::MemoryType::Ram));
+    CHECK(same_entry(memory.read_as<pvh::MemoryMapEntry>(0x1240), 0, kRam, pvh::MemoryType::Ram));
 
-    // The rest of the boot page is zero; page 0 and the gaps are left alone.
+    // The rest of the boot info is zero; page 0 and the gaps are left alone.
     CHECK(memory.all(0x1000 + sizeof(pvh::StartInfo), 0x40 - sizeof(pvh::StartInfo), 0));
-    CHECK(memory.all(0x1080 + 24, 0x1800 - 0x1080 - 24, 0));
-    CHECK(memory.all(0x1800 + 28, 0x2000 - 0x1800 - 28, 0));
+    CHECK(memory.all(0x1040 + 32, 0x1240 - 0x1040 - 32, 0));
+    CHECK(memory.all(0x1240 + 24, 0x1c00 - 0x1240 - 24, 0));
+    CHECK(memory.all(0x1c00 + 7, 0x2000 - 0x1c00 - 7, 0));
+    CHECK(memory.all(0x2000 + 28, 0x3000 - 0x2000 - 28, 0));
     CHECK(memory.all(0, 0x1000, kUntouched));
-    CHECK(memory.all(0x2000, 0x100000 - 0x2000, kUntouched));
+    CHECK(memory.all(0x3000, 0x100000 - 0x3000, kUntouched));
     CHECK(memory.all(0x105000 + 5000, 0x1000, kUntouched));
 }
 
-TEST_CASE("pvh builder: without ramdisk or command line those fields are 0") {
+TEST_CASE("pvh builder: without modules or command line those fields are 0") {
     Build b(typical_kernel(), kRam);
     FakeMemory memory(kRam);
     SECTION("no command line") { b.request.command_line = nullptr; }
@@ -214,11 +218,12 @@ TEST_CASE("pvh builder: without ramdisk or command line those fields are 0") {
     CHECK(start.command_line == 0);
     CHECK(start.flags == 0);
     CHECK(start.rsdp == 0);
-    CHECK(b.layout.ramdisk == 0);
+    CHECK(b.layout.module_count == 0);
+    CHECK(b.layout.module_list == 0);
     CHECK(b.layout.command_line == 0);
     CHECK(b.layout.highest_used == 0x105000);
-    CHECK(memory.all(0x1040, 0x40, 0));
-    CHECK(memory.all(0x1800, 0x800, 0));
+    CHECK(memory.all(0x1040, 0x200, 0));
+    CHECK(memory.all(0x1c00, 0x1400, 0));
 }
 
 TEST_CASE("pvh builder: the memory map cuts the reserved regions out of RAM") {
@@ -237,9 +242,9 @@ TEST_CASE("pvh builder: the memory map cuts the reserved regions out of RAM") {
     CHECK(b.layout.start_info == 0x2000);
     auto start = memory.read_as<pvh::StartInfo>(0x2000);
     REQUIRE(start.memory_map_entries == 7);
-    CHECK(start.memory_map == 0x2080);
+    CHECK(start.memory_map == 0x2240);
     std::vector<pvh::MemoryMapEntry> map;
-    for (u32 i = 0; i < 7; ++i) map.push_back(memory.read_as<pvh::MemoryMapEntry>(0x2080 + 24 * i));
+    for (u32 i = 0; i < 7; ++i) map.push_back(memory.read_as<pvh::MemoryMapEntry>(0x2240 + 24 * i));
     CHECK(same_entry(map[0], 0, 0x1000, pvh::MemoryType::Ram));
     CHECK(same_entry(map[1], 0x1000, 0x1000, pvh::MemoryType::Reserved));
     CHECK(same_entry(map[2], 0x2000, 0xde000, pvh::MemoryType::Ram));
@@ -258,21 +263,22 @@ TEST_CASE("pvh builder: placement steps around the kernel, the regions and itsel
     elf.load(0x1000, 0x800, 0x1800, 7);  // [0x1000, 0x2800)
     elf.pvh_note(0x1000);
     Build b(elf, kRam);
-    const pvh::Region regions[] = {{0x4000, 0x2000, pvh::MemoryType::Reserved}};
+    const pvh::Region regions[] = {{0x5000, 0x2000, pvh::MemoryType::Reserved}};
     b.request.regions = regions;
     b.request.region_count = 1;
     std::vector<u8> ramdisk(0x1800, 0x5a);
-    b.request.ramdisk = ramdisk.data();
-    b.request.ramdisk_size = ramdisk.size();
+    const pvh::Module module{ramdisk.data(), ramdisk.size(), "initrd"};
+    b.request.modules = &module;
+    b.request.module_count = 1;
     FakeMemory memory(kRam);
     REQUIRE(b.run(memory).ok());
-    // Boot page: 0x1000 is the kernel's, 0x3000 is free (the kernel ends mid-page at 0x2800).
+    // Boot info: 0x1000 is the kernel's, 0x3000 is free (the kernel ends mid-page at 0x2800).
     CHECK(b.layout.start_info == 0x3000);
-    // Ramdisk: above the kernel, past the boot page and the region ([0x4000, 0x6000)).
-    CHECK(b.layout.ramdisk == 0x6000);
-    CHECK(memory.all(0x6000, 0x1800, 0x5a));
-    CHECK(b.layout.highest_used == 0x7800);
-    CHECK(memory.read_as<pvh::ModuleEntry>(0x3040).address == 0x6000);
+    // The module: above the kernel, past the boot info and the region ([0x5000, 0x7000)).
+    CHECK(b.layout.modules[0] == 0x7000);
+    CHECK(memory.all(0x7000, 0x1800, 0x5a));
+    CHECK(b.layout.highest_used == 0x8800);
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x3040).address == 0x7000);
 }
 
 TEST_CASE("pvh builder: RAM above 4 GiB is mapped, but everything placed stays below") {
@@ -282,15 +288,17 @@ TEST_CASE("pvh builder: RAM above 4 GiB is mapped, but everything placed stays b
     FakeMemory memory(kBigRam);
     SECTION("the map covers all of RAM") {
         REQUIRE(b.run(memory).ok());
-        CHECK(same_entry(memory.read_as<pvh::MemoryMapEntry>(0x1080), 0, kBigRam, pvh::MemoryType::Ram));
+        CHECK(same_entry(memory.read_as<pvh::MemoryMapEntry>(0x1240), 0, kBigRam, pvh::MemoryType::Ram));
     }
-    SECTION("a ramdisk that would cross 4 GiB does not fit") {
-        b.request.ramdisk = &small;  // never read: the build fails before it writes
-        b.request.ramdisk_size = 4 * GiB - 0x105000 + 1;
+    SECTION("a module that would cross 4 GiB does not fit") {
+        // Never read: the build fails before it writes.
+        const pvh::Module module{&small, 4 * GiB - 0x105000 + 1, "big"};
+        b.request.modules = &module;
+        b.request.module_count = 1;
         pvh::Result r = b.run(memory);
-        CHECK(r.status == pvh::Status::RamdiskTooBig);
+        CHECK(r.status == pvh::Status::ModuleTooBig);
         CHECK(describe(r) ==
-              "the ramdisk (0xffefb001 bytes) does not fit in free RAM between 0x105000 and 0x100000000");
+              "module 0 (0xffefb001 bytes) does not fit in free RAM between 0x105000 and 0x100000000");
         CHECK(memory.accesses().empty());
     }
 }
@@ -409,6 +417,9 @@ TEST_CASE("pvh builder: bad requests are refused before anything is written") {
         return describe(r);
     };
     std::vector<u8> ramdisk(0x1000, 1);
+    pvh::Module module{ramdisk.data(), 0, "initrd"};
+    b.request.modules = &module;
+    b.request.module_count = 1;
 
     SECTION("RAM of no size or not in pages") {
         b.request.ram_bytes = 0;
@@ -416,16 +427,14 @@ TEST_CASE("pvh builder: bad requests are refused before anything is written") {
         b.request.ram_bytes = kRam + 1;
         CHECK(refused(pvh::Status::BadRamSize) == "the RAM size 0x1000001 is zero or not a multiple of 4 KiB");
     }
-    SECTION("a ramdisk larger than the RAM left") {
-        b.request.ramdisk = ramdisk.data();
-        b.request.ramdisk_size = kRam - 0x105000 + 1;
-        refused(pvh::Status::RamdiskTooBig);
+    SECTION("a module larger than the RAM left") {
+        module.size = kRam - 0x105000 + 1;
+        refused(pvh::Status::ModuleTooBig);
     }
-    SECTION("a ramdisk size that overflows") {
-        b.request.ramdisk = ramdisk.data();
+    SECTION("a module size that overflows") {
         for (u64 size : {~u64{0}, ~u64{0} - 0xfff, u64{1} << 63}) {
-            b.request.ramdisk_size = size;
-            refused(pvh::Status::RamdiskTooBig);
+            module.size = size;
+            refused(pvh::Status::ModuleTooBig);
         }
     }
     SECTION("a command line longer than the boot page holds") {
@@ -440,7 +449,14 @@ TEST_CASE("pvh builder: bad requests are refused before anything is written") {
         Build small(elf, MiB);
         pvh::Result r = small.run(memory);
         CHECK(r.status == pvh::Status::NoRoomForBootInfo);
-        CHECK(describe(r) == "no free page in RAM below 0x100000 for the boot information");
+        CHECK(describe(r) == "no free 0x2000 bytes in RAM below 0x100000 for the boot information");
+    }
+    SECTION("one free page is not enough for the boot information") {
+        ElfBuilder elf;
+        elf.load(0x2000, 0x10, 0xfe000);  // [0x2000, 1 MiB): only page 0x1000 is free
+        elf.pvh_note(0x2000);
+        Build small(elf, MiB);
+        CHECK(small.run(memory).status == pvh::Status::NoRoomForBootInfo);
     }
     SECTION("too many regions") {
         std::vector<pvh::Region> regions;
@@ -473,15 +489,110 @@ TEST_CASE("pvh builder: bad requests are refused before anything is written") {
     }
 }
 
-TEST_CASE("pvh builder: the longest command line fills the boot page exactly") {
+TEST_CASE("pvh builder: the longest command line fits the boot information") {
     Build b(typical_kernel(), kRam);
     std::string line(pvh::kMaxCommandLine, 'y');
     b.request.command_line = line.c_str();
     FakeMemory memory(kRam);
     REQUIRE(b.run(memory).ok());
-    CHECK(memory.read_string(0x1800) == line);
-    CHECK(memory.read(0x1fff, 1)[0] == 0);
-    CHECK(memory.all(0x2000, 0x1000, kUntouched));
+    CHECK(memory.read_string(0x2000) == line);
+    CHECK(memory.all(0x2000 + pvh::kMaxCommandLine, 0x3000 - 0x2000 - pvh::kMaxCommandLine, 0));
+    CHECK(memory.all(0x3000, 0x1000, kUntouched));
+}
+
+TEST_CASE("pvh builder: several named modules, in order, each page-aligned") {
+    Build b(typical_kernel(), kRam);
+    std::vector<std::vector<u8>> files = {std::vector<u8>(0x1001, 0x11), std::vector<u8>(10, 0x22),
+                                          std::vector<u8>(0x3000, 0x33), std::vector<u8>(1, 0x44)};
+    const std::string longest(pvh::kMaxModuleName, 'n');
+    std::vector<pvh::Module> modules = {{files[0].data(), files[0].size(), "initrd"},
+                                        {files[1].data(), files[1].size(), "ticker.cfg"},
+                                        {files[2].data(), files[2].size(), nullptr},
+                                        {files[3].data(), files[3].size(), longest.c_str()},
+                                        {nullptr, 0, ""}};
+    b.request.modules = modules.data();
+    b.request.module_count = modules.size();
+    FakeMemory memory(kRam);
+    REQUIRE(b.run(memory).ok());
+    const pvh::Layout& l = b.layout;
+    const u64 expected_at[] = {0x105000, 0x107000, 0x108000, 0x10b000, 0x10c000};
+    auto start = memory.read_as<pvh::StartInfo>(0x1000);
+    REQUIRE(start.module_count == 5);
+    CHECK(l.module_count == 5);
+    CHECK(start.module_list == 0x1040);
+    for (u32 i = 0; i < 5; ++i) {
+        CAPTURE(i);
+        auto entry = memory.read_as<pvh::ModuleEntry>(0x1040 + 32 * i);
+        CHECK(l.modules[i] == expected_at[i]);
+        CHECK(entry.address == expected_at[i]);
+        CHECK(entry.size == modules[i].size);
+        if (i < files.size()) CHECK(memory.read(entry.address, entry.size) == files[i]);
+    }
+    // Names: each in its 64-byte slot; a module without one has command_line 0.
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x1040).command_line == 0x1c00);
+    CHECK(memory.read_string(0x1c00) == "initrd");
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x1060).command_line == 0x1c40);
+    CHECK(memory.read_string(0x1c40) == "ticker.cfg");
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x1080).command_line == 0);
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x10a0).command_line == 0x1cc0);
+    CHECK(memory.read_string(0x1cc0) == longest);
+    CHECK(memory.read_as<pvh::ModuleEntry>(0x10c0).command_line == 0);
+    CHECK(memory.all(0x1c80, 0x40, 0));
+    CHECK(memory.all(0x1d00, 0x300, 0));
+    CHECK(l.highest_used == 0x10c000);  // the empty module is placed too
+}
+
+TEST_CASE("pvh builder: the most modules fit; one more, or a name too long, is refused") {
+    Build b(typical_kernel(), kRam);
+    FakeMemory memory(kRam);
+    std::vector<u8> byte(1, 0x5a);
+    std::vector<std::string> names;
+    for (usize i = 0; i <= pvh::kMaxModules; ++i) names.push_back("module" + std::to_string(i));
+    std::vector<pvh::Module> modules;
+    for (const std::string& name : names) modules.push_back({byte.data(), byte.size(), name.c_str()});
+    b.request.modules = modules.data();
+
+    SECTION("kMaxModules, each with a name") {
+        b.request.module_count = pvh::kMaxModules;
+        REQUIRE(b.run(memory).ok());
+        CHECK(b.layout.modules[pvh::kMaxModules - 1] == 0x105000 + 0x1000 * (pvh::kMaxModules - 1));
+        CHECK(memory.read_string(0x1c00 + 64 * (pvh::kMaxModules - 1)) == "module15");
+    }
+    SECTION("one more") {
+        b.request.module_count = pvh::kMaxModules + 1;
+        pvh::Result r = b.run(memory);
+        CHECK(r.status == pvh::Status::TooManyModules);
+        CHECK(describe(r) == "17 modules, more than the 16 the builder takes");
+        CHECK(memory.accesses().empty());
+    }
+    SECTION("a name of 64 bytes") {
+        const std::string too_long(pvh::kMaxModuleName + 1, 'x');
+        modules[3].name = too_long.c_str();
+        b.request.module_count = 4;
+        pvh::Result r = b.run(memory);
+        CHECK(r.status == pvh::Status::ModuleNameTooLong);
+        CHECK(describe(r) == "the name of module 3 is longer than 63 bytes");
+        CHECK(memory.accesses().empty());
+    }
+}
+
+TEST_CASE("pvh builder: modules that fit one by one but not together are refused") {
+    constexpr u64 kSmallRam = 2 * MiB;
+    Build b(typical_kernel(), kSmallRam);
+    FakeMemory memory(kSmallRam);
+    // Free above the kernel: [0x105000, 0x200000), 0xfb000 bytes.
+    std::vector<u8> half(0x80000, 0x77);
+    const pvh::Module modules[] = {{half.data(), half.size(), "a"}, {half.data(), half.size(), "b"}};
+    b.request.modules = modules;
+    b.request.module_count = 1;
+    REQUIRE(b.run(memory).ok());
+    b.request.module_count = 2;
+    FakeMemory fresh(kSmallRam);
+    pvh::Result r = b.run(fresh);
+    CHECK(r.status == pvh::Status::ModuleTooBig);
+    CHECK(describe(r) == "module 1 (0x80000 bytes) does not fit in free RAM between 0x185000 and 0x200000");
+    CHECK(fresh.accesses().empty());
+    CHECK(b.layout.module_count == 0);
 }
 
 TEST_CASE("pvh builder: a refused write is reported") {
