@@ -24,4 +24,17 @@ bool find(const char* name, const u8** data, usize* size) {
     return false;
 }
 
+usize list(BootModule* out, usize capacity) {
+    if (!info) return 0;
+    usize count = 0;
+    for (const mb2::Module& module : info->modules()) {
+        if (count < capacity) {
+            out[count] = {module.command_line ? module.command_line : "",
+                          static_cast<const u8*>(memory::phys_to_virt(module.start)), module.size()};
+        }
+        ++count;
+    }
+    return count;
+}
+
 }  // namespace lamina::boot_modules

@@ -1,5 +1,5 @@
-// The Multiboot2 modules the loader brought (test guests now; Dom0 and guest images later),
-// found by the name on their module line.
+// The Multiboot2 modules the loader brought (Dom0, guest images and configurations), found by
+// the name on their module line.
 #pragma once
 
 #include <lamina/types.h>
@@ -13,5 +13,13 @@ namespace lamina::boot_modules {
 void remember(const mb2::BootInfo& boot_info);
 // The module whose command line is `name`; false if there is none.
 bool find(const char* name, const u8** data, usize* size);
+
+struct BootModule {
+    const char* name;  // its command line; "" when it has none
+    const u8* data;
+    usize size;
+};
+// The modules in the loader's order, at most `capacity`; returns how many there are in all.
+usize list(BootModule* out, usize capacity);
 
 }  // namespace lamina::boot_modules

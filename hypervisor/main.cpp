@@ -13,13 +13,14 @@
 #include <drivers/uart/uart16550.h>
 #include <hypervisor/boot/cmdline.h>
 #include <hypervisor/boot_modules.h>
-#include <hypervisor/guest/guest.h>
+#include <hypervisor/domain/domain_table.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/panic.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/platform.h>
 #include <hypervisor/console.h>
+#include <hypervisor/sched/cpu_scheduler.h>
 #include <hypervisor/selftest.h>
 #include <lamina/abi/domain.h>
 #include <hypervisor/time.h>
@@ -88,17 +89,29 @@ void run_exit_benchmark() {
         log::error("bench: no exit_bench module");
         return;
     }
-    Guest* guest = Guest::create_pvh("exit_bench", image, size, 4 * MiB);
-    if (!guest) return;
-    guest->relay_stats();
-    GuestEnd end = guest->run(1000000);
-    if (end != GuestEnd::Halted) log::error("bench: the guest ended with {}", guest_end_name(end));
-    Guest::destroy(guest);
+    Domain* domain = nullptr;
+    if (domains().create("exit_bench", false, false, &domain) < 0) return;
+    if (domain->build_pvh(image, size, 4 * MiB)) {
+        domain->relay_stats();
+        GuestEnd end = domain->run_alone(1000000);
+        if (end != GuestEnd::Halted) log::error("bench: the guest ended with {}", guest_end_name(end));
+    }
+    domains().destroy(*domain);
 }
 
-// Dom0, the control domain, from the Multiboot2 module named "dom0": it runs on the boot CPU
-// until it ends, and how it ends is how the machine ends (Xen's rule: Dom0 powering off or
-// crashing takes the host with it). Returns when there is no Dom0 to run.
+// Dom0 powering off or crashing takes the host with it (Xen's rule): how it ends is how the
+// machine ends.
+void control_domain_ended(Domain& dom0) {
+    const bool poweroff = !dom0.faulted() && dom0.shutdown_reason() == LAMINA_SHUTDOWN_POWEROFF;
+    if (!poweroff) log::error("dom0 ended: {}; the machine stops", guest_end_name(dom0.end()));
+    else log::info("dom0 powered off; the machine stops");
+    log::drain_console();
+    finish(poweroff);
+}
+
+// Dom0, the control domain, from the Multiboot2 module named "dom0", with every other module
+// (guest images and configurations) handed to it by name. From then on this CPU runs the
+// scheduled domains. Returns when there is no Dom0 to run.
 void run_dom0() {
     constexpr u64 kDefaultDom0Memory = 64 * MiB;
     const u8* image;
@@ -107,22 +120,32 @@ void run_dom0() {
         log::info("dom0: no module named dom0; the CPUs idle");
         return;
     }
+    boot_modules::BootModule found[pvh::kMaxModules + 1];
+    const usize total = boot_modules::list(found, array_size(found));
+    pvh::Module modules[pvh::kMaxModules];
+    usize module_count = 0;
+    for (usize i = 0; i < min(total, array_size(found)); ++i) {
+        if (str::equal(found[i].name, "dom0")) continue;
+        if (module_count == pvh::kMaxModules) {
+            log::warn("dom0: more than {} modules; \"{}\" and those after it are left out", pvh::kMaxModules, found[i].name);
+            break;
+        }
+        modules[module_count++] = {found[i].data, found[i].size, found[i].name};
+    }
+    scheduler::init();
     const u64 ram = options.dom0_mem ? options.dom0_mem : kDefaultDom0Memory;
-    Guest* dom0 = Guest::create_pvh("dom0", image, size, ram, {.domain_id = 0, .control_domain = true});
-    if (!dom0) {
+    Domain* dom0 = nullptr;
+    if (domains().create("dom0", true, true, &dom0) < 0 ||
+        !dom0->build_pvh(image, size, ram, modules, module_count)) {
         log::error("dom0: could not be built; the CPUs idle");
+        if (dom0) domains().destroy(*dom0);
         return;
     }
+    domains().set_control_domain_ended(control_domain_ended);
     console::start_input(console_uart);
-    log::info("dom0: {} MiB, starting", ram / MiB);
-    GuestEnd end;
-    while ((end = dom0->run(~u64{0})) == GuestEnd::ExitBudget) {
-    }
-    const bool poweroff = end == GuestEnd::Shutdown && dom0->shutdown_reason() == LAMINA_SHUTDOWN_POWEROFF;
-    if (!poweroff) log::error("dom0 ended: {}; the machine stops", guest_end_name(end));
-    else log::info("dom0 powered off; the machine stops");
-    log::drain_console();
-    finish(poweroff);
+    log::info("dom0: {} MiB, {} modules, starting", ram / MiB, module_count);
+    (void)dom0->unpause();
+    scheduler::run_this_cpu();
 }
 
 // Each way the hypervisor can die must print a diagnosis; crash= proves it on real paths.
@@ -171,6 +194,7 @@ void crash_on_purpose(HypervisorOptions::Crash crash) {
     log::info("{} of {} CPUs online", smp::online_count(), present);
 
     print_ready_line();
+    domains().init();
     crash_on_purpose(options.crash);
     if (options.bench) run_exit_benchmark();
     if (options.selftest) finish(selftest::run_all() == 0);

@@ -18,6 +18,9 @@ struct PerCpu {
     u64 stack_top;
     Atomic<u32> ipi_count;  // test IPIs received (self-test)
     Atomic<u32> timer_ticks;
+    // Set by the timer interrupt and by wake-ups: the vCPU running here returns to the
+    // scheduler at its next exit.
+    Atomic<bool> reschedule_pending;
     bool virtualization_on;
     // The VMX vCPU whose KERNEL_GS_BASE and SYSCALL MSRs are in this CPU (arch/x86_64/vmx).
     void* lazy_msr_owner;

@@ -19,6 +19,8 @@ struct Summary {
     bool stage2_1g_pages = false;
     bool stage2_execute_only = false;
     u8 physical_address_bits = 36;
+    // TLB tags create_vcpu takes: 1 to tlb_tags (VPIDs; or ASIDs, of which QEMU has only 15).
+    u32 tlb_tags = 0;
 };
 
 // Boot CPU: reads the capability MSRs or feature leaves, logs a report, picks the backend.

@@ -63,6 +63,7 @@ void spurious_interrupt(x86::InterruptFrame&) {}  // no EOI for spurious vectors
 
 void timer_interrupt(x86::InterruptFrame&) {
     this_cpu()->timer_ticks.fetch_add(1);
+    this_cpu()->reschedule_pending.store(true, MemoryOrder::Relaxed);
     end_of_interrupt();
 }
 

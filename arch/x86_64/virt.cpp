@@ -118,8 +118,10 @@ Summary detect() {
     if (detected.vendor == Vendor::Vmx) {
         detected.stage2_1g_pages = vmx_caps.ept_1g;
         detected.stage2_execute_only = vmx_caps.ept_vpid & 1;
+        detected.tlb_tags = 0xffff;
     } else if (detected.vendor == Vendor::Svm) {
         detected.stage2_1g_pages = cpu.pages_1g;
+        detected.tlb_tags = svm_caps.asid_count - 1;
     }
     if (detected.vendor == Vendor::None) log::error("virtualization unavailable: missing {}", detected.reason);
     return detected;

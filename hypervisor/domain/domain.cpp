@@ -1,34 +1,27 @@
-#include <hypervisor/guest/guest.h>
+#include <hypervisor/domain/domain.h>
 
 #include <arch/x86_64/apic.h>
 #include <arch/x86_64/cpu.h>
-#include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
-#include <hypervisor/console.h>
+#include <hypervisor/domain/domain_table.h>
 #include <hypervisor/heap.h>
-#include <hypervisor/hypercall/hypercall_page.h>
+#include <hypervisor/hypercall/abi_exit_reason.h>
 #include <hypervisor/log.h>
-#include <hypervisor/memory.h>
+#include <hypervisor/percpu.h>
+#include <hypervisor/sched/cpu_scheduler.h>
 #include <hypervisor/time.h>
-#include <hypervisor/mm/frame_allocator.h>
 #include <hypervisor/virt.h>
-#include <lamina/assert.h>
-#include <lamina/pvh_builder.h>
+#include <lamina/abi/console.h>
+#include <lamina/abi/errno.h>
 #include <lamina/string.h>
 
 namespace lamina {
 namespace {
 
-constexpr u16 kTestGuestTag = 1;  // VPID / ASID; one test guest runs at a time
+constexpr i64 error(u32 code) { return -static_cast<i64>(code); }
 
 stage2::Stage2Format machine_stage2_format() {
     return virt::summary().vendor == virt::Vendor::Vmx ? stage2::Stage2Format::Ept : stage2::Stage2Format::Npt;
-}
-
-// The guest's paging is the host CPU's: its MAXPHYADDR and 1 GiB pages.
-emulate::PagingFeatures guest_paging_features() {
-    const x86::CpuFeatures& cpu = x86::cpu_features();
-    return {.physical_address_bits = cpu.physical_address_bits, .pages_1g = cpu.pages_1g};
 }
 
 stage2::Stage2Limits machine_stage2_limits() {
@@ -38,83 +31,89 @@ stage2::Stage2Limits machine_stage2_limits() {
             .execute_only = v.stage2_execute_only};
 }
 
+constexpr const char* kShutdownReasons[] = {"poweroff", "reboot", "crash"};
+
 }  // namespace
 
-Guest::Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity)
-    : name_(name), ram_hpa_(ram_hpa), ram_bytes_(ram_bytes), control_domain_(identity.control_domain),
-      domain_id_(identity.domain_id),
-      stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()), 
-      exits_handler_({cpuid_, ports_, mmio_, *this, guest_paging_features(), hypercalls_, identity.domain_id,
-                      identity.control_domain},
-                     *this) {
+const char* domain_state_name(lamina_domain_state state) {
+    switch (state) {
+        case LAMINA_DOMAIN_BUILDING: return "building";
+        case LAMINA_DOMAIN_PAUSED: return "paused";
+        case LAMINA_DOMAIN_RUNNING: return "running";
+        case LAMINA_DOMAIN_SHUTTING_DOWN: return "shutting down";
+        case LAMINA_DOMAIN_DYING: return "dying";
+    }
+    return "?";
+}
+
+Domain::Domain(const DomainParams& params)
+    : id_(params.id), control_(params.control), scheduled_(params.scheduled), tlb_tag_(params.tlb_tag),
+      stage2_(machine_stage2_format(), stage2::frame_table_memory, machine_stage2_limits()) {
+    str::copy_bounded(name_, params.name, sizeof name_);
     ports_.claim(DebugConsole::kPort, 1, debug_console_);
 }
 
-Guest::~Guest() {
+Domain::~Domain() {
+    for (ForeignMapping& m : foreign_) {
+        if (m.count) m.target->frames_mapped_elsewhere -= m.count;
+    }
     if (events_) {
         events_->close_all();
         heap().destroy(events_);
     }
-    if (vcpu_) virt::destroy_vcpu(vcpu_);
-    fpu_.destroy();
+    for (DomainVcpu* vcpu : vcpus_) {
+        if (vcpu) heap().destroy(vcpu);
+    }
+    memory_.release();
     stage2_.destroy();
-    memory::free_frames(ram_hpa_, ram_bytes_ / kFrameSize);
 }
 
-Guest* Guest::create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes,
-                         GuestIdentity identity) {
+Domain* Domain::create(const DomainParams& params) {
     if (virt::summary().vendor == virt::Vendor::None) {
-        log::error("guest {}: no virtualization on this machine", name);
+        log::error("domain {}: no virtualization on this machine", params.name);
         return nullptr;
     }
-    ram_bytes = align_up(ram_bytes, 2 * MiB);
-    // Contiguous and 2 MiB aligned, so stage 2 maps it with large pages.
-    u64 ram = memory::allocate_frames(ram_bytes / kFrameSize, (2 * MiB) / kFrameSize);
-    if (!ram) {
-        log::error("guest {}: no {} MiB of RAM for it", name, ram_bytes / MiB);
+    Domain* domain = heap().create<Domain>(params);
+    if (domain && !domain->init()) {
+        destroy(domain);
         return nullptr;
     }
-    Guest* guest = heap().create<Guest>(name, ram, ram_bytes, identity);
-    if (!guest) {
-        memory::free_frames(ram, ram_bytes / kFrameSize);
-        return nullptr;
-    }
-    EntryState entry{};
+    return domain;
+}
+
+bool Domain::init() {
     cpuid::HardwareCpuid host;
-    bool ok = guest->stage2_.init() == stage2::Status::Ok &&
-              guest->stage2_.map(0, ram, ram_bytes, {.read = true, .write = true, .execute = true}).ok() &&
-              guest->cpuid_.init(host, {.vcpu_count = 1, .control_domain = identity.control_domain}) == cpuid::Status::Ok && guest->fpu_.init() &&
-              guest->load_pvh(image, image_size, identity.control_domain, &entry) &&
-              (guest->events_ = heap().create<event::EventChannels>(identity.domain_id, 1u,
-                                                                     static_cast<event::EventDomains&>(*guest),
-                                                                     static_cast<event::UpcallSink&>(*guest)));
-    if (ok) {
-        const EntryState& state = entry;
-        guest->vcpu_ = virt::create_vcpu({guest->stage2_.root(), &guest->stage2_.generation_counter()}, kTestGuestTag, state);
-        ok = guest->vcpu_ != nullptr;
-    }
-    if (!ok) {
-        log::error("guest {}: could not be built", name);
-        destroy(guest);
-        return nullptr;
-    }
-    return guest;
+    return stage2_.init() == stage2::Status::Ok &&
+           cpuid_.init(host, {.vcpu_count = kMaxVcpus, .control_domain = control_}) == cpuid::Status::Ok &&
+           (events_ = heap().create<event::EventChannels>(id_, kMaxVcpus, domains(),
+                                                          static_cast<event::UpcallSink&>(*this))) &&
+           (vcpus_[0] = heap().create<DomainVcpu>(*this, 0u));
 }
 
-void Guest::destroy(Guest* guest) { heap().destroy(guest); }
-
-void* Guest::guest_memory(u64 gpa, u64 size) {
-    u64 end;
-    if (add_overflows(gpa, size, &end) || end > ram_bytes_) return nullptr;
-    return memory::phys_to_virt(ram_hpa_ + gpa);
+void Domain::destroy(Domain* domain) {
+    if (domain && domain->scheduled_) scheduler::remove(*domain);
+    heap().destroy(domain);
 }
 
-bool Guest::load_pvh(const u8* image, usize image_size, bool control_domain, EntryState* entry) {
+bool Domain::build_pvh(const u8* image, usize image_size, u64 ram_bytes, const pvh::Module* modules,
+                       usize module_count) {
+    const u64 frames = align_up(ram_bytes, 2 * MiB) / kFrameSize;
+    (void)memory_.set_max_frames(frames);
+    for (u64 gfn = 0; gfn < frames;) {
+        const i64 added = memory_.populate_step(gfn, frames - gfn);
+        if (added < 0) {
+            log::error("domain {}: no {} MiB of RAM for it ({})", name_, frames * kFrameSize / MiB, lamina_errno_name(added));
+            return false;
+        }
+        gfn += static_cast<u64>(added);
+    }
     const pvh::BuildRequest request{
         .kernel = image,
         .kernel_size = image_size,
-        .ram_bytes = ram_bytes_,
-        .flags = control_domain ? pvh::kFlagPrivileged | pvh::kFlagInitialDomain : 0u,
+        .ram_bytes = frames * kFrameSize,
+        .modules = modules,
+        .module_count = module_count,
+        .flags = control_ ? pvh::kFlagPrivileged | pvh::kFlagInitialDomain : 0u,
     };
     pvh::Layout layout{};
     const pvh::Result built = pvh::build(request, *this, layout);
@@ -122,186 +121,223 @@ bool Guest::load_pvh(const u8* image, usize image_size, bool control_domain, Ent
         char reason[160];
         BufferSink sink(reason, sizeof reason);
         pvh::describe(sink, built);
-        log::error("guest {}: not a loadable PVH kernel: {}", name_, reason);
+        log::error("domain {}: not a loadable PVH kernel: {}", name_, reason);
         return false;
     }
-    *entry = {EntryMode::Protected32, layout.entry.rip, layout.entry.rbx, layout.entry.rsp};
+    start_context_[0] = {EntryMode::Protected32, layout.entry.rip, layout.entry.rbx, layout.entry.rsp};
+    has_start_context_[0] = true;
+    if (!vcpus_[0]->start(start_context_[0], tlb_tag_)) {
+        log::error("domain {}: its vCPU could not be created", name_);
+        return false;
+    }
     return true;
 }
 
-bool Guest::write(u64 gpa, const void* data, usize size) {
-    void* ram = guest_memory(gpa, size);
-    if (ram) str::copy_bytes(ram, data, size);
-    return ram != nullptr;
+u32 Domain::online_vcpus() const {
+    u32 online = 0;
+    for (u32 i = 0; i < max_vcpus_; ++i) online += vcpus_[i] && vcpus_[i]->started();
+    return online;
 }
 
-bool Guest::zero(u64 gpa, u64 size) {
-    void* ram = guest_memory(gpa, size);
-    if (ram) str::fill_bytes(ram, 0, size);
-    return ram != nullptr;
+u64 Domain::exits() const {
+    u64 total = 0;
+    for (u64 count : exit_counts_) total += count;
+    return total;
 }
 
-GuestEnd Guest::run(u64 max_exits) {
-    x86::disable_interrupts();
-    // Neither XCR0 nor the FPU/SSE/AVX registers are switched by VM entry or exit: the guest's
-    // are loaded while it runs, and saved and scrubbed when it stops.
-    fpu_.load(exits_handler_.xcr0());
-    if (timer_deadline_ns_) arm_host_timer(timer_deadline_ns_);
-    while (end_ == GuestEnd::Running && exits_ < max_exits) {
-        if (interrupts_.pending()) [[unlikely]] interrupts_.deliver(*vcpu_);
-        ExitInfo exit = vcpu_->run();
-        ++exits_;
-        GuestEnd end = exits_handler_.handle(*vcpu_, exit);
-        if (end == GuestEnd::Running) [[likely]] continue;
-        if (end == GuestEnd::Blocked) {
-            if (wait_for_interrupt()) continue;
-            end = GuestEnd::Halted;  // HLT with interrupts on, but nothing could ever wake it
+u64 Domain::cpu_time_ns() const { return scheduled_ ? scheduler::policy().stats(sched).run_ns : 0; }
+
+i64 Domain::set_max_vcpus(u32 count) {
+    if (state_ != LAMINA_DOMAIN_BUILDING) return error(LAMINA_EBUSY);
+    if (count == 0 || count > kMaxVcpus) return error(LAMINA_EINVAL);
+    for (u32 i = 0; i < count; ++i) {
+        if (vcpus_[i]) continue;
+        vcpus_[i] = heap().create<DomainVcpu>(*this, i);
+        if (!vcpus_[i]) return error(LAMINA_ENOMEM);
+        if (scheduled_ && !scheduler::add_vcpu(*vcpus_[i])) return error(LAMINA_ENOMEM);
+    }
+    // Fewer than before: the extra vCPUs were never started (BUILDING), so they simply go.
+    for (u32 i = count; i < kMaxVcpus; ++i) {
+        if (!vcpus_[i]) continue;
+        if (scheduled_) scheduler::policy().remove_vcpu(vcpus_[i]->sched);
+        heap().destroy(vcpus_[i]);
+        vcpus_[i] = nullptr;
+        has_start_context_[i] = false;
+    }
+    max_vcpus_ = count;
+    return 0;
+}
+
+// The modes EntryState can start a vCPU in; a 64-bit start needs the backends to load paging
+// state, which they cannot yet.
+i64 Domain::set_vcpu_context(u32 index, const lamina_vcpu_context& context) {
+    if (state_ != LAMINA_DOMAIN_BUILDING) return error(LAMINA_EBUSY);
+    if (index >= max_vcpus_ || context.flags != 0) return error(LAMINA_EINVAL);
+    EntryState entry{};
+    switch (context.mode) {
+        case LAMINA_VCPU_MODE_REAL:
+            if (context.regs.rip > 0xfffff) return error(LAMINA_EINVAL);
+            entry.mode = EntryMode::Real;
+            break;
+        case LAMINA_VCPU_MODE_PROTECTED32:
+            if (context.regs.rip > 0xffffffff || context.regs.rsp > 0xffffffff || context.regs.rbx > 0xffffffff)
+                return error(LAMINA_EINVAL);
+            entry.mode = EntryMode::Protected32;
+            break;
+        default: return error(LAMINA_EINVAL);
+    }
+    entry.rip = context.regs.rip;
+    entry.rbx = context.regs.rbx;
+    entry.rsp = context.regs.rsp;
+    start_context_[index] = entry;
+    has_start_context_[index] = true;
+    return 0;
+}
+
+i64 Domain::unpause() {
+    if (state_ == LAMINA_DOMAIN_BUILDING) {
+        if (!has_start_context_[0]) return error(LAMINA_EINVAL);  // vCPU 0 has nowhere to start
+        if (memory_.frames() == 0) return error(LAMINA_EINVAL);
+        for (u32 i = 0; i < max_vcpus_; ++i) {
+            if (has_start_context_[i] && !vcpus_[i]->start(start_context_[i], tlb_tag_)) return error(LAMINA_ENOMEM);
         }
-        ending_exit_ = exit;
-        finish(end, exit);
+    } else if (state_ != LAMINA_DOMAIN_PAUSED) {
+        return error(LAMINA_EINVAL);
     }
-    fpu_.save_and_scrub();
-    disarm_host_timer();
-    x86::enable_interrupts();
-    // Out of budget is no end: a later run() goes on where this one stopped.
-    return end_ == GuestEnd::Running ? GuestEnd::ExitBudget : end_;
+    set_state(LAMINA_DOMAIN_RUNNING);
+    return 0;
 }
 
-bool Guest::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
-    // The vCPU flushes at its next entry (the stage-2 generation moved); it is not running now,
-    // as this is called on its CPU between runs or from one of its exits.
-    return stage2_.protect(gpa, size, access).ok();
+i64 Domain::pause() {
+    if (state_ != LAMINA_DOMAIN_RUNNING) return error(LAMINA_EINVAL);
+    set_state(LAMINA_DOMAIN_PAUSED);
+    return 0;
 }
 
-bool Guest::claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device) {
-    u64 end;
-    if (add_overflows(gpa, size, &end) || gpa < ram_bytes_) return false;
-    return mmio_.claim(gpa, size, device) == RangeStatus::Ok;
+void Domain::set_state(lamina_domain_state state) {
+    state_ = state;
+    update_vcpus();
 }
 
-bool Guest::read(u64 gpa, void* out, usize size) {
-    const void* ram = guest_memory(gpa, size);
-    if (!ram) return false;
-    str::copy_bytes(out, ram, size);
-    return true;
-}
-
-bool Guest::set_timer(u64 deadline_ns, u8 vector) {
-    if (vector && vector < VirtualInterrupts::kFirstVector) return false;
-    timer_deadline_ns_ = deadline_ns;
-    timer_vector_ = vector;
-    if (!deadline_ns) {
-        disarm_host_timer();
-        return true;
-    }
-    if (deadline_ns <= time::now_ns()) {
-        check_timer();  // due already: pending from now on
-        return true;
-    }
-    // This CPU's timer brings the guest out (an external-interrupt exit) when the deadline comes.
-    arm_host_timer(deadline_ns);
-    return true;
-}
-
-// Until the scheduler owns this CPU's timer, the guest running here arms it for itself and stops
-// it when it no longer needs it, so that no stale tick reaches whatever runs next.
-void Guest::arm_host_timer(u64 wake_ns) {
-    const u64 now = time::now_ns();
-    apic::arm_timer(wake_ns > now ? wake_ns - now : 0);
-    host_timer_armed_ = true;
-}
-
-void Guest::disarm_host_timer() {
-    if (!host_timer_armed_) return;
-    apic::stop_timer();
-    host_timer_armed_ = false;
-}
-
-void Guest::check_timer() {
-    if (timer_deadline_ns_ && time::now_ns() >= timer_deadline_ns_) {
-        timer_deadline_ns_ = 0;
-        event_pending_ = true;
-        if (timer_vector_) interrupts_.raise(timer_vector_);
-        events_->raise_virq(LAMINA_VIRQ_TIMER, 0);
+void Domain::update_vcpus() {
+    if (!scheduled_) return;
+    for (u32 i = 0; i < max_vcpus_; ++i) {
+        if (vcpus_[i]) scheduler::update(*vcpus_[i]);
     }
 }
 
-bool Guest::take_event() {
-    check_timer();
-    // Typed input is the control domain's event (VIRQ_CONSOLE).
-    if (control_domain_ && console::take_arrival()) {
-        event_pending_ = true;
-        events_->raise_virq(LAMINA_VIRQ_CONSOLE, 0);
+void Domain::shutdown(u32 reason) {
+    if (state_ == LAMINA_DOMAIN_SHUTTING_DOWN || state_ == LAMINA_DOMAIN_DYING) return;
+    shutdown_reason_ = reason <= LAMINA_SHUTDOWN_CRASH ? reason : LAMINA_SHUTDOWN_CRASH;
+    if (end_ == GuestEnd::Running) end_ = GuestEnd::Shutdown;
+    log::info("domain {} ({}): shut down ({})", id_, name_, kShutdownReasons[shutdown_reason_]);
+    set_state(LAMINA_DOMAIN_SHUTTING_DOWN);
+    if (scheduled_) domains().domain_shut_down(*this);
+}
+
+void Domain::fault(DomainVcpu& vcpu, GuestEnd why, const ExitInfo& exit) {
+    end_ = why;
+    faulted_ = true;
+    Vcpu& hw = vcpu.hardware();
+    lamina_fault_report& r = fault_report_;
+    r = {};
+    r.vcpu = vcpu.index();
+    r.exit_reason = hypercall::abi_exit_reason(exit.reason);
+    r.hardware_code = exit.hardware_code;
+    r.qualification = exit.qualification;
+    if (exit.reason == ExitReason::Stage2Fault) r.guest_physical = exit.stage2.guest_physical;
+    if (exit.reason == ExitReason::Exception) {
+        r.vector = exit.exception.vector;
+        r.has_error_code = exit.exception.has_error_code;
+        r.error_code = exit.exception.error_code;
     }
-    const bool pending = event_pending_ || events_->pending_for(0);
-    event_pending_ = false;
-    return pending;
+    r.cr0 = hw.control_register(ControlRegister::Cr0);
+    r.cr2 = hw.control_register(ControlRegister::Cr2);
+    r.cr3 = hw.control_register(ControlRegister::Cr3);
+    r.cr4 = hw.control_register(ControlRegister::Cr4);
+    r.efer = hw.efer();
+    u64* regs = &r.regs.rax;  // lamina_cpu_registers is the encoding order, as Gpr
+    for (usize i = 0; i < kGprCount; ++i) regs[i] = hw.gpr(static_cast<Gpr>(i));
+    r.regs.rip = hw.rip();
+    r.regs.rflags = hw.rflags();
+    BufferSink reason(r.reason, sizeof r.reason);
+    format(reason, "{}", guest_end_name(why));
+    if (why == GuestEnd::BadMmio) {
+        format(reason, ": {}", emulate::mmio_status_name(vcpu.exit_handler().mmio_failure().status));
+    } else if (exit.reason == ExitReason::InvalidState && exit.failure) {
+        format(reason, ": {}", exit.failure);
+    }
+    r.reason[sizeof r.reason - 1] = '\0';
+
+    // The report an operator gets on the hypervisor's console too.
+    log::info("domain {} ({}): ended: {} ({} exit, hardware code {:#x}, qualification {:#x})", id_, name_, r.reason,
+              exit_reason_name(exit.reason), exit.hardware_code, exit.qualification);
+    if (why == GuestEnd::Stage2Fault)
+        log::info("domain {}: guest-physical {:#x} ({}{}{})", id_, exit.stage2.guest_physical, exit.stage2.read ? "r" : "",
+                  exit.stage2.write ? "w" : "", exit.stage2.execute ? "x" : "");
+    log::info("domain {}: rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x}", id_, r.regs.rip,
+              r.regs.rsp, r.regs.rflags, r.cr0, r.cr3, r.cr4, r.efer);
+    log::info("domain {}: rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}", id_, r.regs.rax,
+              r.regs.rbx, r.regs.rcx, r.regs.rdx, r.regs.rsi, r.regs.rdi, r.regs.rbp);
+    shutdown(LAMINA_SHUTDOWN_CRASH);
 }
 
-// The vCPU executed HLT with interrupts on, or vcpu_block: it sleeps until an interrupt or an
-// event is due, and so does this CPU, which has nothing else to run until the scheduler comes.
-// False when nothing could ever wake it: no timer armed, and not the control domain (whose
-// console input is the only other source while it sleeps, until the domain table lets other
-// domains send it events).
-bool Guest::wait_for_interrupt() {
-    for (;;) {
-        if (take_event() || interrupts_.pending()) {
-            // Woken, perhaps before the vCPU's deadline: the timer serves that deadline again.
-            if (timer_deadline_ns_) arm_host_timer(timer_deadline_ns_);
-            else disarm_host_timer();
-            return true;
-        }
-        u64 wake = timer_deadline_ns_;
-        if (control_domain_) {
-            // Typed input wakes the control domain. Its interrupt does that on Bochs; QEMU 7.2
-            // never delivers it (hypervisor/console.cpp), so the console is also polled.
-            constexpr u64 kConsolePollNs = 10000000;
-            const u64 poll = time::now_ns() + kConsolePollNs;
-            wake = wake && wake < poll ? wake : poll;
-        }
-        if (!wake) return false;
-        arm_host_timer(wake);
-        // STI's shadow covers HLT: the timer cannot fire between the two and be missed.
-        x86::enable_interrupts_and_halt();
-        x86::disable_interrupts();
+void Domain::info(lamina_domain_info& out) const {
+    out = {};
+    out.domid = id_;
+    out.flags = (control_ ? LAMINA_DOMAIN_CONTROL : 0u) | (faulted_ ? LAMINA_DOMAIN_FAULTED : 0u);
+    out.kind = LAMINA_DOMAIN_PVH;
+    out.state = state_;
+    out.shutdown_reason = shutdown_reason_;
+    out.max_vcpus = max_vcpus_;
+    out.online_vcpus = online_vcpus();
+    out.max_pages = memory_.max_frames();
+    out.pages = memory_.frames();
+    out.cpu_time_ns = cpu_time_ns();
+    str::copy_bounded(out.name, name_, sizeof out.name);
+}
+
+void Domain::exit_stats(lamina_exit_stats& out) const {
+    out = {};
+    out.reason_count = LAMINA_EXIT_REASON_COUNT;
+    for (u8 reason = 0; reason < array_size(exit_counts_); ++reason) {
+        out.exits[hypercall::abi_exit_reason(static_cast<ExitReason>(reason))] += exit_counts_[reason];
+        out.total += exit_counts_[reason];
     }
 }
 
-void Guest::load_xcr0(u64 value) { x86::xsetbv(0, value); }
-
-void Guest::take_host_interrupts() {
-    // Interrupts stayed pending across the exit; a window of a few instructions lets them in.
-    x86::open_interrupt_window();
-    check_timer();
+i64 Domain::set_console(u64 ring_gfn, u32 control_port) {
+    Domain* control = domains().control_domain();
+    if (!control || !memory_.host_frame(ring_gfn)) return error(LAMINA_EINVAL);
+    if (const i64 bound = control->events().bind_to_hypervisor(control_port, id_); bound < 0) return bound;
+    console_ring_gfn_ = ring_gfn;
+    console_port_ = control_port;
+    return 0;
 }
 
-u64 Guest::tsc() { return x86::rdtsc(); }
-
-event::EventChannels* Guest::find(u16 domid) { return domid == domain_id_ ? events_ : nullptr; }
-
-// An event became pending for the vCPU: it wakes (vcpu_block, HLT) and, when the guest set an
-// upcall vector, takes that interrupt.
-void Guest::upcall(u32, u8 vector) {
-    event_pending_ = true;
-    if (vector) interrupts_.raise(vector);
+// The ring's indices are in the domain's RAM: the domain may have written anything there. Only
+// the positions modulo the size are used, and a ring that looks full drops the byte.
+void Domain::append_to_console_ring(char c) {
+    auto* ring = static_cast<lamina_console_ring*>(guest_memory(console_ring_gfn_ * kFrameSize, sizeof(lamina_console_ring)));
+    if (!ring) return;
+    auto& prod = reinterpret_cast<Atomic<u32>&>(ring->out_prod);
+    const u32 producer = prod.load(MemoryOrder::Relaxed);
+    const u32 consumer = reinterpret_cast<Atomic<u32>&>(ring->out_cons).load(MemoryOrder::Acquire);
+    if (producer - consumer >= LAMINA_CONSOLE_RING_OUT_SIZE) {
+        ++console_dropped_;
+        return;
+    }
+    ring->out[producer % LAMINA_CONSOLE_RING_OUT_SIZE] = c;
+    prod.store(producer + 1, MemoryOrder::Release);
 }
 
-// The MSR names the page's guest-physical address; bits 11:0 index the pages of a larger
-// hypercall area, of which there is one page (CPUID 0x40000002 EAX).
-bool Guest::install_hypercall_page(u64 msr_value) {
-    if (msr_value & (hypercall::kPageSize - 1)) return false;
-    auto* page = static_cast<u8(*)[hypercall::kPageSize]>(guest_memory(msr_value, hypercall::kPageSize));
-    if (!page) return false;
-    hypercall::write_hypercall_page(*page, virt::summary().vendor == virt::Vendor::Svm);
-    return true;
-}
-
-void Guest::unclaimed_io(const IoExit& io, u64 count) {
-    log::debug("guest {}: unclaimed port {:#x} ({} {} bytes), {} so far", name_, io.port, io.in ? "in" : "out",
-               io.size, count);
-}
-
-void Guest::console_byte(char c) {
+void Domain::console_byte(char c) {
+    if (console_port_) {
+        append_to_console_ring(c);
+        // One event per line (or per byte at the ring's end) keeps the control domain's
+        // wake-ups few.
+        if (c == '\n') domains().control_domain()->events().raise_from_hypervisor(console_port_);
+    }
     GuestConsole& con = console_;
     if (c != '\n' && con.length < sizeof(con.line) - 1) {
         if (c != '\r') con.line[con.length++] = c;
@@ -309,7 +345,8 @@ void Guest::console_byte(char c) {
     }
     con.line[con.length] = '\0';
     if (relay_stats_ && str::starts_with(con.line, "stat ")) log::print("LAMINA STAT {}\n", con.line + 5);
-    log::info("guest {}: {}", name_, con.line);
+    // Domains with a console ring are Dom0's to show; the others' lines go to the log.
+    if (!console_port_) log::info("guest {}: {}", name_, con.line);
     if (str::starts_with(con.line, "ok ")) {
         ++con.ok_lines;
     } else if (str::starts_with(con.line, "not ok ")) {
@@ -321,36 +358,128 @@ void Guest::console_byte(char c) {
     con.length = 0;
 }
 
-void Guest::finish(GuestEnd why, const ExitInfo& exit) {
-    end_ = why;
-    if (why == GuestEnd::Halted) return;
-    if (why == GuestEnd::Shutdown) {
-        constexpr const char* kReasons[] = {"poweroff", "reboot", "crash"};
-        log::info("guest {}: shut down ({})", name_, kReasons[shutdown_reason_]);
-        return;
+GuestEnd Domain::run_alone(u64 max_exits) {
+    LAMINA_ASSERT(!scheduled_);
+    if (state_ == LAMINA_DOMAIN_BUILDING) state_ = LAMINA_DOMAIN_RUNNING;
+    DomainVcpu& vcpu = *vcpus_[0];
+    for (;;) {
+        if (end_ != GuestEnd::Running) return end_;
+        const VcpuStop stop = vcpu.run(max_exits);
+        this_cpu()->reschedule_pending.store(false, MemoryOrder::Relaxed);
+        if (stop == VcpuStop::ExitBudget) return GuestEnd::ExitBudget;
+        if (stop != VcpuStop::Blocked) continue;
+        // Asleep, with this CPU to itself: halt until its timer, or end it if it has none
+        // (nothing else could ever wake it).
+        x86::disable_interrupts();
+        while (!vcpu.take_event() && !vcpu.has_work()) {
+            const u64 deadline = vcpu.timer_deadline();
+            if (!deadline) {
+                end_ = GuestEnd::Halted;
+                break;
+            }
+            const u64 now = time::now_ns();
+            apic::arm_timer(deadline > now ? deadline - now : 0);
+            // STI's shadow covers HLT: the timer cannot fire between the two and be missed.
+            x86::enable_interrupts_and_halt();
+            x86::disable_interrupts();
+        }
+        apic::stop_timer();
+        x86::enable_interrupts();
     }
-    // The report an operator (and later Dom0) gets about a guest that died.
-    log::info("guest {}: ended: {} ({} exit, hardware code {:#x}, qualification {:#x}{}{})", name_,
-              guest_end_name(why), exit_reason_name(exit.reason), exit.hardware_code, exit.qualification,
-              exit.reason == ExitReason::InvalidState && exit.failure ? ": " : "",
-              exit.reason == ExitReason::InvalidState && exit.failure ? exit.failure : "");
-    if (why == GuestEnd::BadMmio) {
-        const emulate::MmioResult& failure = exits_handler_.mmio_failure();
-        log::info("guest {}: device access at {:#x}: {}{}{}", name_, exit.stage2.guest_physical,
-                  emulate::mmio_status_name(failure.status),
-                  failure.status == emulate::MmioStatus::Undecodable ? ": " : "",
-                  failure.status == emulate::MmioStatus::Undecodable ? emulate::decode_status_name(failure.decode) : "");
+}
+
+bool Domain::protect(u64 gpa, u64 size, stage2::Stage2Access access) {
+    // The vCPU flushes at its next entry (the stage-2 generation moved); it is not running now,
+    // as this is called on its CPU between runs or from one of its exits.
+    return stage2_.protect(gpa, size, access).ok();
+}
+
+bool Domain::claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device) {
+    u64 end;
+    if (add_overflows(gpa, size, &end) || memory_.overlaps(gpa / kFrameSize, align_up(end, kFrameSize) / kFrameSize - gpa / kFrameSize))
+        return false;
+    return mmio_.claim(gpa, size, device) == RangeStatus::Ok;
+}
+
+bool Domain::read(u64 gpa, void* out, usize size) {
+    const void* ram = guest_memory(gpa, size);
+    if (!ram) return false;
+    str::copy_bytes(out, ram, size);
+    return true;
+}
+
+bool Domain::write(u64 gpa, const void* data, usize size) {
+    void* ram = guest_memory(gpa, size);
+    if (ram) str::copy_bytes(ram, data, size);
+    return ram != nullptr;
+}
+
+bool Domain::zero(u64 gpa, u64 size) {
+    void* ram = guest_memory(gpa, size);
+    if (ram) str::fill_bytes(ram, 0, size);
+    return ram != nullptr;
+}
+
+// An event became pending for one of its vCPUs: that vCPU wakes and, when the guest set an
+// upcall vector, takes that interrupt.
+void Domain::upcall(u32 vcpu, u8 vector) {
+    if (DomainVcpu* target = this->vcpu(vcpu)) target->notify(vector);
+}
+
+i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn) {
+    u64 local_end, target_end;
+    if (count == 0 || add_overflows(local_gfn, count, &local_end) || add_overflows(first_gfn, count, &target_end) ||
+        local_end > (u64{1} << (virt::summary().physical_address_bits - 12)))
+        return error(LAMINA_EINVAL);
+    if (memory_.overlaps(local_gfn, count)) return error(LAMINA_EINVAL);
+    ForeignMapping* free_entry = nullptr;
+    for (ForeignMapping& m : foreign_) {
+        if (!m.count) {
+            free_entry = free_entry ? free_entry : &m;
+        } else if (local_gfn < m.local_gfn + m.count && m.local_gfn < local_end) {
+            return error(LAMINA_EEXIST);
+        }
     }
-    if (why == GuestEnd::Stage2Fault)
-        log::info("guest {}: guest-physical {:#x} ({}{}{})", name_, exit.stage2.guest_physical,
-                  exit.stage2.read ? "r" : "", exit.stage2.write ? "w" : "", exit.stage2.execute ? "x" : "");
-    log::info("guest {}: rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x}", name_,
-              vcpu_->rip(), vcpu_->gpr(Gpr::Rsp), vcpu_->rflags(), vcpu_->control_register(ControlRegister::Cr0),
-              vcpu_->control_register(ControlRegister::Cr3), vcpu_->control_register(ControlRegister::Cr4),
-              vcpu_->efer());
-    log::info("guest {}: rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}", name_,
-              vcpu_->gpr(Gpr::Rax), vcpu_->gpr(Gpr::Rbx), vcpu_->gpr(Gpr::Rcx), vcpu_->gpr(Gpr::Rdx),
-              vcpu_->gpr(Gpr::Rsi), vcpu_->gpr(Gpr::Rdi), vcpu_->gpr(Gpr::Rbp));
+    if (!free_entry) return error(LAMINA_ENOSPC);
+    for (u64 i = 0; i < count; ++i) {
+        if (!target.memory_.host_frame(first_gfn + i)) return error(LAMINA_EINVAL);
+    }
+    // Runs of contiguous host frames, each one stage-2 mapping (large pages where they line up).
+    for (u64 done = 0; done < count;) {
+        const u64 hpa = target.memory_.host_frame(first_gfn + done);
+        u64 run = 1;
+        while (done + run < count && target.memory_.host_frame(first_gfn + done + run) == hpa + run * kFrameSize) ++run;
+        if (!stage2_.map((local_gfn + done) * kFrameSize, hpa, run * kFrameSize, {.read = true, .write = true}).ok()) {
+            (void)stage2_.unmap(local_gfn * kFrameSize, done * kFrameSize);
+            return error(LAMINA_ENOMEM);
+        }
+        done += run;
+    }
+    *free_entry = {local_gfn, count, &target};
+    target.frames_mapped_elsewhere += count;
+    return 0;
+}
+
+// Whole mappings only: a range that cuts one is refused, so that the accounting stays exact. The
+// target's frames stay its own; this domain's vCPUs flush the translations at their next entry
+// (the generation moved), before the hypercall that could destroy the target.
+i64 Domain::unmap_foreign(u64 local_gfn, u64 count) {
+    u64 end;
+    if (count == 0 || add_overflows(local_gfn, count, &end)) return error(LAMINA_EINVAL);
+    bool found = false;
+    for (const ForeignMapping& m : foreign_) {
+        if (!m.count || m.local_gfn >= end || local_gfn >= m.local_gfn + m.count) continue;
+        if (m.local_gfn < local_gfn || m.local_gfn + m.count > end) return error(LAMINA_EINVAL);
+        found = true;
+    }
+    if (!found) return error(LAMINA_EINVAL);
+    for (ForeignMapping& m : foreign_) {
+        if (!m.count || m.local_gfn < local_gfn || m.local_gfn + m.count > end) continue;
+        (void)stage2_.unmap(m.local_gfn * kFrameSize, m.count * kFrameSize);
+        m.target->frames_mapped_elsewhere -= m.count;
+        m = {};
+    }
+    return 0;
 }
 
 }  // namespace lamina

@@ -1,20 +1,30 @@
-// A guest as the virtualization core runs it: RAM behind a stage-2 space, one vCPU, a CPUID
-// policy and a console. It is the seed of the domain (domains, their ids, lifecycle and the
-// hypercall ABI come with the domains issue); for now the self-test runs test kernels in it.
+// A domain: an id and a name, a privilege, the RAM it owns behind its stage-2 space, its vCPUs,
+// its event channels and console, and its life:
+//
+//   building -> paused <-> running -> shutting down -> dying -> gone
+//
+// (the ABI's lamina_domain_state). Dom0's toolstack builds one through the domain_* hypercalls;
+// the hypervisor builds Dom0 and its self-test guests itself (build_pvh). A fault that ends a
+// domain leaves a report (the exit and the vCPU's registers) for Dom0.
 #pragma once
 
-#include <arch/x86_64/extended_state.h>
 #include <hypervisor/cpuid/cpuid_policy.h>
+#include <hypervisor/domain/domain_memory.h>
+#include <hypervisor/domain/domain_vcpu.h>
+#include <hypervisor/emulate/mmio.h>
 #include <hypervisor/event/event_channels.h>
-#include <hypervisor/guest/exit_handler.h>
-#include <hypervisor/guest/guest_hypercalls.h>
-#include <hypervisor/guest/virtual_interrupts.h>
+#include <hypervisor/guest/io_ports.h>
+#include <hypervisor/sched/credit_scheduler.h>
 #include <hypervisor/stage2/frame_table_memory.h>
-#include <hypervisor/vcpu.h>
+#include <lamina/abi/domain.h>
+#include <lamina/abi/stats.h>
+#include <lamina/abi/vcpu.h>
 #include <lamina/pvh_builder.h>
 
 namespace lamina {
 
+// The last console line a domain wrote on its debug port, and the TAP-style counts the
+// self-tests read (`ok`, `not ok`, `1..N`).
 struct GuestConsole {
     char line[160];
     usize length = 0;
@@ -24,128 +34,163 @@ struct GuestConsole {
     char first_failure[160] = {};
 };
 
-// Who a guest is to the hypercall ABI.
-struct GuestIdentity {
-    u16 domain_id = 1;
-    bool control_domain = false;
+struct DomainParams {
+    u16 id;
+    const char* name;
+    bool control = false;
+    // Run by the CPU schedulers (Dom0's world); otherwise by run_alone() (self-tests, bench).
+    bool scheduled = false;
+    u16 tlb_tag = 1;  // VPID / ASID of its vCPUs
 };
 
-class Guest final : private ExitHost,
-                    private emulate::GuestPhysicalReader,
-                    private pvh::GuestMemoryWriter,
-                    private event::EventDomains,
-                    private event::UpcallSink {
+class Domain final : private emulate::GuestPhysicalReader,
+                     private pvh::GuestMemoryWriter,
+                     private event::UpcallSink {
 public:
-    // Boots a PVH ELF kernel with `ram_bytes` of RAM (guest-physical 0 up). Null, with a logged
-    // reason, when the image is malformed or memory is short; nothing leaks either way.
-    static Guest* create_pvh(const char* name, const u8* image, usize image_size, u64 ram_bytes,
-                             GuestIdentity identity = {});
-    static void destroy(Guest* guest);
+    static constexpr u32 kMaxVcpus = 8;
 
-    // Lets this guest's "stat key=value" console lines through as LAMINA STAT lines (the
-    // benchmark guest); any other guest's would be spoofed figures.
-    void relay_stats() { relay_stats_ = true; }
+    // A BUILDING domain with no memory and one vCPU (not started); null when out of memory.
+    static Domain* create(const DomainParams& params);
+    // Frees everything it holds; its vCPUs must not be running or queued anywhere.
+    static void destroy(Domain* domain);
 
-    // Changes what the guest may do with its RAM at [gpa, gpa + size), in stage 2.
-    bool protect(u64 gpa, u64 size, stage2::Stage2Access access);
-    // Makes [gpa, gpa + size) a device region of this guest, emulated by `device`. The range
-    // must not be RAM (RAM never faults, so the device would never see an access).
-    bool claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device);
+    // The hypervisor's own builder: `ram_bytes` of RAM from guest-physical 0, the PVH kernel and
+    // `modules` loaded (pvh_builder.h), vCPU 0 set to start there. False, logged, on failure.
+    bool build_pvh(const u8* image, usize image_size, u64 ram_bytes, const pvh::Module* modules = nullptr,
+                   usize module_count = 0);
 
-    // Raises `vector` at the vCPU; false for a vector no interrupt may use.
-    bool raise_interrupt(u8 vector) { return interrupts_.raise(vector); }
-    // The vCPU's one-shot timer: once `deadline_ns` (time::now_ns) has passed, an event is
-    // pending for the vCPU (it wakes from vcpu_block) and `vector`, unless 0, is raised; a
-    // deadline of 0 disarms it. False for a vector no interrupt may use.
-    bool set_timer(u64 deadline_ns, u8 vector);
-
-    // The exit that ended the guest (valid once it has ended).
-    const ExitInfo& ending_exit() const { return ending_exit_; }
-
-    // Runs until the guest ends (its end) or `max_exits` exits have been handled since it was
-    // created (ExitBudget; a later call goes on from there).
-    GuestEnd run(u64 max_exits);
-
+    u16 id() const { return id_; }
     const char* name() const { return name_; }
-    // Why it shut itself down (enum lamina_shutdown_reason), once its end is Shutdown.
+    bool is_control() const { return control_; }
+    bool is_scheduled() const { return scheduled_; }
+    lamina_domain_state state() const { return state_; }
     u32 shutdown_reason() const { return shutdown_reason_; }
+    // How it ended, in exit-handling terms (Running while it has not).
     GuestEnd end() const { return end_; }
-    const GuestConsole& console() const { return console_; }
-    u64 exits() const { return exits_; }
 
-    // Use create_pvh/destroy; public only for the object allocator.
-    Guest(const char* name, u64 ram_hpa, u64 ram_bytes, GuestIdentity identity);
-    ~Guest();
+    DomainMemory& memory() { return memory_; }
+    const DomainMemory& memory() const { return memory_; }
+    // Guest-physical [gpa, gpa + size) in its RAM, for hypercall buffers; null if not all RAM.
+    void* guest_memory(u64 gpa, u64 size) const { return memory_.translate(gpa, size); }
+    event::EventChannels& events() { return *events_; }
+
+    u32 max_vcpus() const { return max_vcpus_; }
+    u32 online_vcpus() const;
+    DomainVcpu* vcpu(u32 index) const { return index < max_vcpus_ ? vcpus_[index] : nullptr; }
+
+    // Domain control (the checks and answers of the domain_* hypercalls).
+    i64 set_max_vcpus(u32 count);
+    i64 set_vcpu_context(u32 index, const lamina_vcpu_context& context);
+    i64 unpause();
+    i64 pause();
+    // Ends it with `reason` (enum lamina_shutdown_reason): its vCPUs stop, and the control
+    // domain hears of it (VIRQ_DOMAIN_DIED). From its own shutdown call or from Dom0.
+    void shutdown(u32 reason);
+    // A fault ended it: keeps the report and shuts it down as crashed.
+    void fault(DomainVcpu& vcpu, GuestEnd why, const ExitInfo& exit);
+    bool faulted() const { return faulted_; }
+    const lamina_fault_report& fault_report() const { return fault_report_; }
+    void info(lamina_domain_info& out) const;
+    void exit_stats(lamina_exit_stats& out) const;
+    void count_exit(ExitReason reason) { ++exit_counts_[static_cast<u8>(reason)]; }
+    u64 cpu_time_ns() const;
+
+    // Its console ring (domain_set_console): what it writes to the debug port lands there.
+    i64 set_console(u64 ring_gfn, u32 control_port);
+
+    // Frames of `target` mapped into this domain's stage 2 at `local_gfn` (domain_map_frames,
+    // for the control domain's toolstack), and their removal. The target cannot be destroyed
+    // while any of its frames are mapped (frames_mapped_elsewhere).
+    i64 map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn);
+    i64 unmap_foreign(u64 local_gfn, u64 count);
+    u64 frames_mapped_elsewhere = 0;
+
+    // The scheduler's part of the domain (hypervisor/sched/cpu_scheduler).
+    sched::SchedDomain sched;
+
+    // For the self-tests and the bench, which run a domain on their own CPU: vCPU 0 until the
+    // domain ends or `max_exits` exits have been handled since it was built.
+    GuestEnd run_alone(u64 max_exits);
+    void relay_stats() { relay_stats_ = true; }
+    bool protect(u64 gpa, u64 size, stage2::Stage2Access access);
+    bool claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device);
+    const GuestConsole& console() const { return console_; }
+    u64 exits() const;
+
+    // Use create/destroy; public only for the object allocator.
+    explicit Domain(const DomainParams& params);
+    ~Domain();
 
 private:
-    friend class GuestHypercalls;
+    friend class DomainVcpu;
+    friend class VcpuHypercalls;
 
-    bool load_pvh(const u8* image, usize image_size, bool control_domain, EntryState* entry);
-    void* guest_memory(u64 gpa, u64 size);
-    void finish(GuestEnd why, const ExitInfo& exit);
-    bool wait_for_interrupt();
-    void arm_host_timer(u64 wake_ns);
-    void disarm_host_timer();
-    void check_timer();
-    // Takes the vCPU's pending event (its timer fired), if there is one.
-    bool take_event();
+    bool init();
+    void set_state(lamina_domain_state state);
     void console_byte(char c);
-    // ExitHost
-    void load_xcr0(u64 value) override;
-    void take_host_interrupts() override;
-    void unclaimed_io(const IoExit& io, u64 count) override;
-    u64 tsc() override;
-    bool install_hypercall_page(u64 msr_value) override;
+    void append_to_console_ring(char c);
+    // The vCPUs stop being scheduled (pause, shutdown) or may be again (unpause).
+    void update_vcpus();
     // GuestPhysicalReader
     bool read(u64 gpa, void* out, usize size) override;
     // pvh::GuestMemoryWriter
     bool write(u64 gpa, const void* data, usize size) override;
     bool zero(u64 gpa, u64 size) override;
-    // event::EventDomains: only itself, until the domain table knows the others.
-    event::EventChannels* find(u16 domid) override;
     // event::UpcallSink
     void upcall(u32 vcpu, u8 vector) override;
 
-    const char* name_;
-    u64 ram_hpa_;
-    u64 ram_bytes_;
-    const bool control_domain_;
-    const u16 domain_id_;
+    const u16 id_;
+    char name_[LAMINA_DOMAIN_NAME_SIZE] = {};
+    const bool control_;
+    const bool scheduled_;
+    const u16 tlb_tag_;
+    lamina_domain_state state_ = LAMINA_DOMAIN_BUILDING;
+    u32 shutdown_reason_ = 0;
+    GuestEnd end_ = GuestEnd::Running;
+    bool faulted_ = false;
+    lamina_fault_report fault_report_{};
     stage2::GuestSpace stage2_;
+    DomainMemory memory_{stage2_};
     cpuid::CpuidPolicy cpuid_;
-    // Port 0xE9, the Bochs/QEMU/Xen debug-console convention: writes are the guest's console,
+    // Port 0xE9, the Bochs/QEMU/Xen debug-console convention: writes are the domain's console,
     // reads answer 0xE9 so a guest can tell the console is there.
     class DebugConsole final : public IoPortHandler {
     public:
         static constexpr u16 kPort = 0xe9;
-        explicit DebugConsole(Guest& guest) : guest_(guest) {}
+        explicit DebugConsole(Domain& domain) : domain_(domain) {}
         u32 read(u16, u8) override { return kPort; }
         void write(u16, u8 size, u32 value) override {
-            for (u8 i = 0; i < size; ++i) guest_.console_byte(static_cast<char>(value >> (8 * i)));
+            for (u8 i = 0; i < size; ++i) domain_.console_byte(static_cast<char>(value >> (8 * i)));
         }
 
     private:
-        Guest& guest_;
+        Domain& domain_;
     };
     DebugConsole debug_console_{*this};
     IoPortMap ports_;
     emulate::MmioMap mmio_;
-    GuestHypercalls hypercalls_{*this};
     event::EventChannels* events_ = nullptr;  // ~100 KiB: its own allocation
-    ExitHandler exits_handler_;
-    VirtualInterrupts interrupts_;
-    u64 timer_deadline_ns_ = 0;
-    u8 timer_vector_ = 0;
-    bool event_pending_ = false;
-    bool host_timer_armed_ = false;
-    u32 shutdown_reason_ = 0;
-    x86::ExtendedState fpu_;
-    Vcpu* vcpu_ = nullptr;
+    u32 max_vcpus_ = 1;
+    DomainVcpu* vcpus_[kMaxVcpus] = {};
+    // Contexts set while BUILDING, used when it first runs.
+    EntryState start_context_[kMaxVcpus] = {};
+    bool has_start_context_[kMaxVcpus] = {};
+    u64 exit_counts_[LAMINA_EXIT_REASON_COUNT] = {};
+    struct ForeignMapping {
+        u64 local_gfn;
+        u64 count;  // 0: a free entry
+        Domain* target;
+    };
+    static constexpr usize kMaxForeignMappings = 128;
+    ForeignMapping foreign_[kMaxForeignMappings] = {};
+    u64 console_ring_gfn_ = 0;
+    u32 console_port_ = 0;  // the control domain's port; 0: no ring
+    u64 console_dropped_ = 0;
     GuestConsole console_;
-    GuestEnd end_ = GuestEnd::Running;
-    u64 exits_ = 0;
     bool relay_stats_ = false;
-    ExitInfo ending_exit_{};
 };
+
+// Names for the self-tests and logs.
+const char* domain_state_name(lamina_domain_state state);
 
 }  // namespace lamina

@@ -1,9 +1,11 @@
-#include <hypervisor/guest/guest_hypercalls.h>
+#include <hypervisor/domain/vcpu_hypercalls.h>
 
 #include <arch/x86_64/cpu.h>
 #include <arch/x86_64/cpu_features.h>
 #include <hypervisor/console.h>
-#include <hypervisor/guest/guest.h>
+#include <hypervisor/domain/domain.h>
+#include <hypervisor/domain/domain_table.h>
+#include <hypervisor/sched/cpu_scheduler.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/mm/frame_allocator.h>
@@ -27,92 +29,95 @@ namespace {
 constexpr i64 kFault = -static_cast<i64>(LAMINA_EFAULT);
 constexpr i64 kTooBig = -static_cast<i64>(LAMINA_E2BIG);
 constexpr i64 kInvalid = -static_cast<i64>(LAMINA_EINVAL);
-// Not answered yet: the domain table, event channels, shared pages and the scheduler come with
-// issues 4 and 5; a guest probing for them gets what an older hypervisor would say.
+// Not answered yet (shared pages, vCPUs coming up and going down): a guest probing for them gets
+// what an older hypervisor would say.
 constexpr i64 kNotYet = -static_cast<i64>(LAMINA_ENOSYS);
 
 constexpr char kVersion[] = LAMINA_VERSION;
 
 }  // namespace
 
-i64 GuestHypercalls::version(const Caller&) { return LAMINA_ABI_VERSION; }
+i64 VcpuHypercalls::version(const Caller&) { return LAMINA_ABI_VERSION; }
 
-i64 GuestHypercalls::features(const Caller& caller, u64 word) {
+i64 VcpuHypercalls::features(const Caller& caller, u64 word) {
     if (word != LAMINA_FEATURES_WORD0) return 0;
     return caller.control_domain ? LAMINA_FEATURE_CONTROL_DOMAIN : 0;
 }
 
-i64 GuestHypercalls::console_write(const Caller&, u64 buf_gpa, u64 length) {
+i64 VcpuHypercalls::console_write(const Caller&, u64 buf_gpa, u64 length) {
     if (length > LAMINA_CONSOLE_IO_MAX) return kTooBig;
-    const auto* text = static_cast<const char*>(guest_.guest_memory(buf_gpa, length));
+    const auto* text = static_cast<const char*>(vcpu_.domain().guest_memory(buf_gpa, length));
     if (!text) return kFault;
     log::write_console(text, length);
     return 0;
 }
 
-i64 GuestHypercalls::console_read(const Caller&, u64 buf_gpa, u64 length) {
+i64 VcpuHypercalls::console_read(const Caller&, u64 buf_gpa, u64 length) {
     if (length > LAMINA_CONSOLE_IO_MAX) return kTooBig;
-    auto* out = static_cast<char*>(guest_.guest_memory(buf_gpa, length));
+    auto* out = static_cast<char*>(vcpu_.domain().guest_memory(buf_gpa, length));
     if (!out) return kFault;
     return static_cast<i64>(console::read(out, length));
 }
 
-i64 GuestHypercalls::vcpu_yield(const Caller&) { return 0; }  // nothing else runs on this CPU yet
-
-i64 GuestHypercalls::vcpu_block(const Caller&) {
-    if (!guest_.take_event()) guest_.exits_handler_.request(GuestEnd::Blocked);
+i64 VcpuHypercalls::vcpu_yield(const Caller&) {
+    if (vcpu_.domain().is_scheduled()) vcpu_.request(GuestEnd::Yielded);
     return 0;
 }
 
-i64 GuestHypercalls::vcpu_set_timer(const Caller&, u64 timeout_ns) {
+i64 VcpuHypercalls::vcpu_block(const Caller&) {
+    if (!vcpu_.take_event()) vcpu_.request(GuestEnd::Blocked);
+    return 0;
+}
+
+i64 VcpuHypercalls::vcpu_set_timer(const Caller&, u64 timeout_ns) {
     const u64 now = time::now_ns();
     u64 deadline = 0;
     if (timeout_ns && add_overflows(now, timeout_ns, &deadline)) return kInvalid;
-    guest_.set_timer(deadline, 0);
+    vcpu_.set_timer(deadline, 0);
     return 0;
 }
 
-i64 GuestHypercalls::shutdown(const Caller&, u64 reason) {
+i64 VcpuHypercalls::shutdown(const Caller&, u64 reason) {
     if (reason > LAMINA_SHUTDOWN_CRASH) return kInvalid;
-    guest_.shutdown_reason_ = static_cast<u32>(reason);
-    guest_.exits_handler_.request(GuestEnd::Shutdown);
+    vcpu_.domain().shutdown(static_cast<u32>(reason));
+    vcpu_.request(GuestEnd::Shutdown);
     return 0;
 }
 
 // Event channels: hypervisor/event/event_channels.h does the work; these only translate the
 // guest's addresses.
-i64 GuestHypercalls::evtchn_init(const Caller&, u64 shared_gpa) {
-    auto* page = static_cast<lamina_evtchn_shared*>(guest_.guest_memory(shared_gpa, sizeof(lamina_evtchn_shared)));
-    return page ? guest_.events_->init(page) : kFault;
+i64 VcpuHypercalls::evtchn_init(const Caller&, u64 shared_gpa) {
+    auto* page = static_cast<lamina_evtchn_shared*>(vcpu_.domain().guest_memory(shared_gpa, sizeof(lamina_evtchn_shared)));
+    return page ? vcpu_.domain().events().init(page) : kFault;
 }
 
-i64 GuestHypercalls::evtchn_alloc_unbound(const Caller&, u64 remote_domid) {
-    return guest_.events_->alloc_unbound(static_cast<u16>(remote_domid));
+i64 VcpuHypercalls::evtchn_alloc_unbound(const Caller&, u64 remote_domid) {
+    return vcpu_.domain().events().alloc_unbound(static_cast<u16>(remote_domid));
 }
 
-i64 GuestHypercalls::evtchn_bind_interdomain(const Caller&, u64 remote_domid, u64 remote_port) {
-    return guest_.events_->bind_interdomain(static_cast<u16>(remote_domid), static_cast<u32>(remote_port));
+i64 VcpuHypercalls::evtchn_bind_interdomain(const Caller&, u64 remote_domid, u64 remote_port) {
+    return vcpu_.domain().events().bind_interdomain(static_cast<u16>(remote_domid), static_cast<u32>(remote_port));
 }
 
-i64 GuestHypercalls::evtchn_bind_virq(const Caller& caller, u64 virq, u64 vcpu) {
-    return guest_.events_->bind_virq(static_cast<u32>(virq), static_cast<u32>(vcpu), caller.control_domain);
+i64 VcpuHypercalls::evtchn_bind_virq(const Caller& caller, u64 virq, u64 vcpu) {
+    return vcpu_.domain().events().bind_virq(static_cast<u32>(virq), static_cast<u32>(vcpu), caller.control_domain);
 }
 
-i64 GuestHypercalls::evtchn_send(const Caller&, u64 port) { return guest_.events_->send(static_cast<u32>(port)); }
-i64 GuestHypercalls::evtchn_close(const Caller&, u64 port) { return guest_.events_->close(static_cast<u32>(port)); }
-i64 GuestHypercalls::evtchn_unmask(const Caller&, u64 port) { return guest_.events_->unmask(static_cast<u32>(port)); }
+i64 VcpuHypercalls::evtchn_send(const Caller&, u64 port) { return vcpu_.domain().events().send(static_cast<u32>(port)); }
+i64 VcpuHypercalls::evtchn_close(const Caller&, u64 port) { return vcpu_.domain().events().close(static_cast<u32>(port)); }
+i64 VcpuHypercalls::evtchn_unmask(const Caller&, u64 port) { return vcpu_.domain().events().unmask(static_cast<u32>(port)); }
 
-i64 GuestHypercalls::evtchn_status(const Caller&, u64 port, u64 status_gpa) {
-    auto* out = static_cast<lamina_evtchn_status*>(guest_.guest_memory(status_gpa, sizeof(lamina_evtchn_status)));
-    return out ? guest_.events_->status(static_cast<u32>(port), out) : kFault;
+i64 VcpuHypercalls::evtchn_status(const Caller&, u64 port, u64 status_gpa) {
+    auto* out = static_cast<lamina_evtchn_status*>(vcpu_.domain().guest_memory(status_gpa, sizeof(lamina_evtchn_status)));
+    return out ? vcpu_.domain().events().status(static_cast<u32>(port), out) : kFault;
 }
 
-i64 GuestHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector) {
-    return guest_.events_->set_upcall_vector(static_cast<u32>(vcpu), static_cast<u8>(vector));
+i64 VcpuHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector) {
+    return vcpu_.domain().events().set_upcall_vector(static_cast<u32>(vcpu), static_cast<u8>(vector));
 }
 
-i64 GuestHypercalls::host_info(const Caller&, u64 info_gpa) {
-    auto* info = static_cast<lamina_host_info*>(guest_.guest_memory(info_gpa, sizeof(lamina_host_info)));
+i64 VcpuHypercalls::host_info(const Caller&, u64 info_gpa) {
+    auto* info = static_cast<lamina_host_info*>(vcpu_.domain().guest_memory(info_gpa, sizeof(lamina_host_info)));
     if (!info) return kFault;
     lamina_host_info answer{};
     answer.abi_version = LAMINA_ABI_VERSION;
@@ -120,8 +125,8 @@ i64 GuestHypercalls::host_info(const Caller&, u64 info_gpa) {
     answer.features = x86::cpu_features().x2apic ? LAMINA_HOST_X2APIC : 0;
     answer.cpus = smp::online_count();
     answer.tsc_khz = static_cast<u32>(time::tsc_frequency() / 1000);
-    answer.max_domains = 1;  // the domain table comes with issue 4
-    answer.max_vcpus = 1;
+    answer.max_domains = domains().max_domains();
+    answer.max_vcpus = domains().max_vcpus();
     const memory::Stats stats = memory::stats();
     answer.total_pages = stats.usable_bytes / kFrameSize;
     answer.free_pages = stats.free_bytes / kFrameSize;
@@ -132,10 +137,10 @@ i64 GuestHypercalls::host_info(const Caller&, u64 info_gpa) {
     return 0;
 }
 
-i64 GuestHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 position_gpa) {
+i64 VcpuHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 position_gpa) {
     if (length > LAMINA_LOG_READ_MAX) return kTooBig;
-    auto* out = static_cast<char*>(guest_.guest_memory(buf_gpa, length));
-    auto* position = static_cast<u64*>(guest_.guest_memory(position_gpa, sizeof(u64)));
+    auto* out = static_cast<char*>(vcpu_.domain().guest_memory(buf_gpa, length));
+    auto* position = static_cast<u64*>(vcpu_.domain().guest_memory(position_gpa, sizeof(u64)));
     if (!out || !position) return kFault;
     u64 from = *position;
     const usize count = log::read_from(&from, out, length);
@@ -143,33 +148,11 @@ i64 GuestHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 positi
     return static_cast<i64>(count);
 }
 
-i64 GuestHypercalls::domain_create(const Caller&, u64 params_gpa) { return kNotYet; }
-i64 GuestHypercalls::domain_destroy(const Caller&, u64 domid) { return kNotYet; }
-i64 GuestHypercalls::domain_pause(const Caller&, u64 domid) { return kNotYet; }
-i64 GuestHypercalls::domain_unpause(const Caller&, u64 domid) { return kNotYet; }
-i64 GuestHypercalls::domain_get_info(const Caller&, u64 domid, u64 info_gpa) { return kNotYet; }
-i64 GuestHypercalls::domain_list(const Caller&, u64 first_domid, u64 infos_gpa, u64 max_count) { return kNotYet; }
-i64 GuestHypercalls::domain_set_max_memory(const Caller&, u64 domid, u64 max_pages) { return kNotYet; }
-i64 GuestHypercalls::domain_populate_memory(const Caller&, u64 domid, u64 first_gfn, u64 count) { return kNotYet; }
-i64 GuestHypercalls::domain_set_max_vcpus(const Caller&, u64 domid, u64 count) { return kNotYet; }
-i64 GuestHypercalls::domain_set_vcpu_context(const Caller&, u64 domid, u64 vcpu, u64 context_gpa) { return kNotYet; }
-i64 GuestHypercalls::domain_map_frames(const Caller&, u64 domid, u64 first_gfn, u64 count, u64 local_gfn) { return kNotYet; }
-i64 GuestHypercalls::domain_unmap_frames(const Caller&, u64 local_gfn, u64 count) { return kNotYet; }
-i64 GuestHypercalls::domain_get_fault_report(const Caller&, u64 domid, u64 report_gpa) { return kNotYet; }
-i64 GuestHypercalls::domain_set_console(const Caller&, u64 domid, u64 ring_gfn, u64 port) { return kNotYet; }
-i64 GuestHypercalls::domain_shutdown(const Caller&, u64 domid, u64 reason) { return kNotYet; }
-i64 GuestHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
-i64 GuestHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
-i64 GuestHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }
-i64 GuestHypercalls::shared_page_revoke(const Caller&, u64 ref) { return kNotYet; }
-i64 GuestHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) { return kNotYet; }
-i64 GuestHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return kNotYet; }
-i64 GuestHypercalls::sched_get_domain(const Caller&, u64 domid, u64 params_gpa) { return kNotYet; }
-i64 GuestHypercalls::sched_set_domain(const Caller&, u64 domid, u64 weight, u64 cap) { return kNotYet; }
-i64 GuestHypercalls::sched_get_pool(const Caller&, u64 params_gpa) { return kNotYet; }
-i64 GuestHypercalls::sched_set_pool(const Caller&, u64 timeslice_ms, u64 ratelimit_us) { return kNotYet; }
-i64 GuestHypercalls::sched_get_affinity(const Caller&, u64 domid, u64 vcpu, u64 affinity_gpa) { return kNotYet; }
-i64 GuestHypercalls::sched_set_affinity(const Caller&, u64 domid, u64 vcpu, u64 affinity_gpa) { return kNotYet; }
-i64 GuestHypercalls::domain_exit_stats(const Caller&, u64 domid, u64 stats_gpa) { return kNotYet; }
+i64 VcpuHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
+i64 VcpuHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
+i64 VcpuHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }
+i64 VcpuHypercalls::shared_page_revoke(const Caller&, u64 ref) { return kNotYet; }
+i64 VcpuHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) { return kNotYet; }
+i64 VcpuHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return kNotYet; }
 
 }  // namespace lamina

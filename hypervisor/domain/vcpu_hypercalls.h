@@ -1,20 +1,18 @@
-// The hypercalls a guest makes, answered for that guest (hypervisor/hypercall/dispatcher.h has
-// already checked the caller and the argument widths). The ABI itself: docs/hypercall-abi.md.
-// What works so far: the ABI's version and features, the control domain's console, the log,
-// host information, the vCPU's timer, yield, block and shutdown, and event channels (within the
-// domain: interdomain channels wait for the domain table). Domain control, shared pages and the
-// scheduler's calls answer -ENOSYS until the domain table and the scheduler are in (issues 4, 5).
+// The hypercalls a vCPU makes, answered for it and its domain (hypervisor/hypercall/dispatcher.h
+// has already checked the caller and the argument widths). The ABI itself: docs/hypercall-abi.md.
+// vcpu_hypercalls.cpp answers the calls about the caller itself, domain_control.cpp the control
+// domain's calls about others. Shared pages and vcpu_up/vcpu_down answer -ENOSYS for now.
 #pragma once
 
 #include <hypervisor/hypercall/dispatcher.h>
 
 namespace lamina {
 
-class Guest;
+class DomainVcpu;
 
-class GuestHypercalls final : public hypercall::HypercallHandlers {
+class VcpuHypercalls final : public hypercall::HypercallHandlers {
 public:
-    explicit GuestHypercalls(Guest& guest) : guest_(guest) {}
+    explicit VcpuHypercalls(DomainVcpu& vcpu) : vcpu_(vcpu) {}
 
 #define LAMINA_HC_PARAM_(index, arg) , u64 LAMINA_HC_ARG_NAME arg
 #define LAMINA_HYPERCALL(number, name, who, argc, args, summary) \
@@ -23,7 +21,7 @@ public:
 #undef LAMINA_HC_PARAM_
 
 private:
-    Guest& guest_;
+    DomainVcpu& vcpu_;
 };
 
 }  // namespace lamina

@@ -134,8 +134,9 @@ i64 EventChannels::send(u32 port) {
     const Port& sender = ports_[port];
     switch (sender.state) {
         case LAMINA_EVTCHN_INTERDOMAIN:
-            // The other end cannot close while this lock is held, so the peer stays.
-            sender.peer->raise(sender.remote_port);
+            // The other end cannot close while this lock is held, so the peer stays. A device
+            // the hypervisor emulates takes no events.
+            if (sender.peer) sender.peer->raise(sender.remote_port);
             return 0;
         case LAMINA_EVTCHN_UNBOUND:
             return 0;  // nobody listens yet: dropped, as Xen does
@@ -155,7 +156,7 @@ i64 EventChannels::try_close(u32 port) {
     if (const i64 error = check_port(port)) return error;
     const Port& closing = ports_[port];
     if (closing.state == LAMINA_EVTCHN_CLOSED) return kInvalid;
-    if (closing.state == LAMINA_EVTCHN_INTERDOMAIN) {
+    if (closing.state == LAMINA_EVTCHN_INTERDOMAIN && closing.peer) {
         EventChannels& peer = *closing.peer;
         if (!try_lock_peer(peer)) return kRetry;
         peer.make_unbound(closing.remote_port, domain_id_);
@@ -212,6 +213,22 @@ bool EventChannels::raise_virq(u32 virq, u32 vcpu) {
     // The port may have been closed and bound to something else since the load: the route (and
     // for a per-vCPU VIRQ the vCPU) must still say it is this VIRQ's.
     return enter_and_raise(port, kRouteVirq + virq, per_vcpu(virq) ? vcpu : kAnyVcpu);
+}
+
+i64 EventChannels::bind_to_hypervisor(u32 port, u16 remote_domid) {
+    LockGuard guard(lock_);
+    if (const i64 error = check_port(port)) return error;
+    Port& bound = ports_[port];
+    if (bound.state != LAMINA_EVTCHN_UNBOUND || bound.remote_domid != remote_domid) return kInvalid;
+    bound.state = LAMINA_EVTCHN_INTERDOMAIN;
+    bound.remote_port = 0;
+    bound.peer = nullptr;
+    open_delivery(bound, kRouteHypervisor);
+    return 0;
+}
+
+bool EventChannels::raise_from_hypervisor(u32 port) {
+    return port && port < kPorts && enter_and_raise(port, kRouteHypervisor, kAnyVcpu);
 }
 
 bool EventChannels::pending_for(u32 vcpu) const {

@@ -110,6 +110,13 @@ public:
     // Raises the port bound to `virq`: a per-vCPU VIRQ's for `vcpu`, a global one's whatever
     // `vcpu` is. False when none is bound.
     bool raise_virq(u32 virq, u32 vcpu);
+    // The hypervisor takes the other end of UNBOUND `port`, offered to `remote_domid`, on that
+    // domain's behalf (a device it emulates for the domain, such as its console): the port is
+    // INTERDOMAIN with remote port 0 from now on, and raise_from_hypervisor() signals it.
+    // -EINVAL: not such a port.
+    i64 bind_to_hypervisor(u32 port, u16 remote_domid);
+    // Raises `port` if it is still one bind_to_hypervisor() made; false otherwise.
+    bool raise_from_hypervisor(u32 port);
     // Whether an event waits for `vcpu` (its upcall_pending): vcpu_block sleeps only when not.
     bool pending_for(u32 vcpu) const;
 
@@ -128,6 +135,7 @@ private:
     static constexpr u32 kRouteNone = 0;
     static constexpr u32 kRouteInterdomain = 1;
     static constexpr u32 kRouteVirq = 2;  // + the VIRQ
+    static constexpr u32 kRouteHypervisor = 0xff;
     static constexpr u32 kAnyRoute = ~0u;
     static constexpr u32 kAnyVcpu = ~0u;
 
@@ -139,7 +147,8 @@ private:
         u16 remote_domid = 0;           // UNBOUND: who may bind it; INTERDOMAIN: the other end's
         u16 remote_port = 0;            // INTERDOMAIN
         EventChannels* peer = nullptr;  // INTERDOMAIN: valid while the channel is, since closing
-                                        // either end takes both objects' locks
+                                        // either end takes both objects' locks; null when the
+                                        // hypervisor is the other end
     };
 
     bool initialized() const { return page_.load(MemoryOrder::Acquire) != nullptr; }

@@ -16,6 +16,7 @@ const char* guest_end_name(GuestEnd end) {
     switch (end) {
         case GuestEnd::Running: return "running";
         case GuestEnd::Blocked: return "blocked";
+        case GuestEnd::Yielded: return "yielded";
         case GuestEnd::Halted: return "halted";
         case GuestEnd::TripleFault: return "triple fault";
         case GuestEnd::Stage2Fault: return "an access its stage-2 mapping does not allow";

@@ -17,6 +17,7 @@ namespace lamina {
 enum class GuestEnd : u8 {
     Running,
     Blocked,          // not an end: HLT with interrupts on; it sleeps until an interrupt is due
+    Yielded,          // not an end: vcpu_yield; it gives its CPU to others
     Halted,           // HLT with interrupts off: nothing can wake it
     TripleFault,
     Stage2Fault,      // an access its memory does not allow (unmapped, or protected)
@@ -76,7 +77,7 @@ public:
     u64 xcr0() const { return xcr0_; }
     u64 unclaimed_io() const { return unclaimed_io_; }
     // For a hypercall handler: what becomes of the vCPU once the call returns (Blocked: it
-    // sleeps; Shutdown: it is over).
+    // sleeps; Yielded: it lets others run; Shutdown: it is over).
     void request(GuestEnd next) { requested_ = next; }
 
     // Why the last BadMmio end happened.

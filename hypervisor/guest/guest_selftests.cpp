@@ -3,7 +3,7 @@
 #include <arch/x86_64/cpu.h>
 #include <hypervisor/boot_modules.h>
 #include <hypervisor/time.h>
-#include <hypervisor/guest/guest.h>
+#include <hypervisor/domain/domain_table.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/selftest.h>
 #include <hypervisor/virt.h>
@@ -15,6 +15,27 @@ namespace {
 constexpr u64 kGuestRam = 4 * MiB;
 constexpr u64 kExitBudget = 100000;
 
+// A domain of the self-test (run by run_alone on the CPU that asks), built from a PVH image.
+// Named after the image, or "<image>-2" and so on while that name is taken.
+Domain* create_test_domain(const char* image_name, const u8* image, usize size) {
+    char name[LAMINA_DOMAIN_NAME_SIZE];
+    Domain* domain = nullptr;
+    i64 created = -1;
+    for (u32 copy = 1; copy < 10; ++copy) {
+        BufferSink sink(name, sizeof name);
+        if (copy == 1) format(sink, "{}", image_name);
+        else format(sink, "{}-{}", image_name, copy);
+        created = domains().create(name, false, false, &domain);
+        if (created != -static_cast<i64>(LAMINA_EEXIST)) break;
+    }
+    if (created < 0) return nullptr;
+    if (!domain->build_pvh(image, size, kGuestRam)) {
+        domains().destroy(*domain);
+        return nullptr;
+    }
+    return domain;
+}
+
 // Boots the named module, runs it to its end, checks `expected_end`, frees it and checks that
 // every frame came back.
 // `alone`: nothing else allocates meanwhile, so free memory must come back to the same figure.
@@ -24,13 +45,13 @@ void run_test_guest(selftest::Context& t, const char* name, GuestEnd expected_en
     usize size;
     if (!t.expect(boot_modules::find(name, &image, &size), "no boot module named {}", name)) return;
     u64 free_before = memory::stats().free_bytes;
-    Guest* guest = Guest::create_pvh(name, image, size, kGuestRam);
+    Domain* guest = create_test_domain(name, image, size);
     if (!t.expect(guest != nullptr, "guest {} could not be created", name)) return;
-    GuestEnd end = guest->run(kExitBudget);
+    GuestEnd end = guest->run_alone(kExitBudget);
     t.expect(end == expected_end, "guest {} ended with \"{}\" after {} exits, expected \"{}\"", name,
              guest_end_name(end), guest->exits(), guest_end_name(expected_end));
     *console_out = guest->console();
-    Guest::destroy(guest);
+    domains().destroy(*guest);
     if (alone)
         t.expect(memory::stats().free_bytes == free_before, "guest {} leaked {} KiB", name,
                  (free_before - memory::stats().free_bytes) / KiB);
@@ -46,9 +67,9 @@ void run_checking_guest(selftest::Context& t, const char* name) {
 }
 
 // Runs `guest` one exit at a time until it has printed `checks` passing checks (or ended).
-void run_until_checks(Guest& guest, u32 checks) {
+void run_until_checks(Domain& guest, u32 checks) {
     while (guest.console().ok_lines < checks && guest.exits() < kExitBudget &&
-           guest.run(guest.exits() + 1) == GuestEnd::ExitBudget) {
+           guest.run_alone(guest.exits() + 1) == GuestEnd::ExitBudget) {
     }
 }
 
@@ -86,12 +107,12 @@ void run_remote_guest(void* argument) {
     const u8* image;
     usize size;
     if (!boot_modules::find(remote->name, &image, &size)) return;
-    Guest* guest = Guest::create_pvh(remote->name, image, size, kGuestRam);
+    Domain* guest = create_test_domain(remote->name, image, size);
     if (!guest) return;
     remote->created.store(1);
-    remote->end = guest->run(kExitBudget);
+    remote->end = guest->run_alone(kExitBudget);
     remote->console = guest->console();
-    Guest::destroy(guest);
+    domains().destroy(*guest);
 }
 
 }  // namespace
@@ -113,13 +134,13 @@ LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when an
     usize size;
     if (!t.expect(boot_modules::find("xmm_probe", &image, &size), "no boot module named xmm_probe")) return;
     u64 free_before = memory::stats().free_bytes;
-    Guest* first = Guest::create_pvh("xmm_probe", image, size, kGuestRam);
+    Domain* first = create_test_domain("xmm_probe", image, size);
     if (!t.expect(first != nullptr, "the first guest could not be created")) return;
     // Stop it half-way through the line it prints after setting its markers (one exit per byte,
     // after its three first checks)...
     constexpr u32 kChecksBeforeMarkers = 3;
     run_until_checks(*first, kChecksBeforeMarkers);
-    GuestEnd paused = first->run(first->exits() + 10);
+    GuestEnd paused = first->run_alone(first->exits() + 10);
     t.expect(paused == GuestEnd::ExitBudget, "the first guest did not pause (it ended: {})", guest_end_name(paused));
     t.expect(first->console().ok_lines == kChecksBeforeMarkers, "the first guest paused after {} checks, not {}",
              first->console().ok_lines, kChecksBeforeMarkers);
@@ -129,11 +150,11 @@ LAMINA_SELFTEST("guest xmm_probe: SSE state is the guest's own, switched when an
     t.expect(second.plan > 0 && second.ok_lines == second.plan, "the second guest: {} of {} checks; {}",
              second.ok_lines, second.plan, second.first_failure);
     // ... then let the first finish: its marker must have come back with it.
-    GuestEnd end = first->run(kExitBudget);
+    GuestEnd end = first->run_alone(kExitBudget);
     const GuestConsole& console = first->console();
     t.expect(end == GuestEnd::Halted && console.plan > 0 && console.ok_lines == console.plan,
              "the first guest: {} of {} checks; {}", console.ok_lines, console.plan, console.first_failure);
-    Guest::destroy(first);
+    domains().destroy(*first);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
@@ -143,21 +164,21 @@ LAMINA_SELFTEST("guest stage2_protect: a page made read-only while the guest run
     usize size;
     if (!t.expect(boot_modules::find("stage2_protect", &image, &size), "no boot module named stage2_protect")) return;
     u64 free_before = memory::stats().free_bytes;
-    Guest* guest = Guest::create_pvh("stage2_protect", image, size, kGuestRam);
+    Domain* guest = create_test_domain("stage2_protect", image, size);
     if (!t.expect(guest != nullptr, "the guest could not be created")) return;
     run_until_checks(*guest, 1);  // it has written the page and said so
     t.expect(guest->console().ok_lines == 1, "the guest did not report its write ({} lines)", guest->console().ok_lines);
     t.expect(guest->protect(kProtectedPage, 4096, {.read = true, .write = false, .execute = false}),
              "stage 2 refused to write-protect the page");
-    GuestEnd end = guest->run(kExitBudget);
-    const ExitInfo& exit = guest->ending_exit();
+    GuestEnd end = guest->run_alone(kExitBudget);
+    const ExitInfo& exit = guest->vcpu(0)->last_exit();
     t.expect(end == GuestEnd::Stage2Fault, "the guest ended with \"{}\"", guest_end_name(end));
     t.expect(exit.reason == ExitReason::Stage2Fault && exit.stage2.guest_physical == kProtectedPage &&
                  exit.stage2.write && !exit.stage2.misconfigured,
              "the fault named {:#x} write={}", exit.stage2.guest_physical, exit.stage2.write);
     t.expect(guest->console().plan > 0 && guest->console().ok_lines == guest->console().plan,
              "the guest's checks failed: {}", guest->console().first_failure);
-    Guest::destroy(guest);
+    domains().destroy(*guest);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
@@ -169,20 +190,20 @@ LAMINA_SELFTEST("guest interrupts: HLT blocks until the vCPU's timer; interrupts
     usize size;
     if (!t.expect(boot_modules::find("interrupts", &image, &size), "no boot module named interrupts")) return;
     u64 free_before = memory::stats().free_bytes;
-    Guest* guest = Guest::create_pvh("interrupts", image, size, kGuestRam);
+    Domain* guest = create_test_domain("interrupts", image, size);
     if (!t.expect(guest != nullptr, "the guest could not be created")) return;
     const u64 start = time::now_ns();
-    guest->set_timer(start + kSleepNs, kTimerVector);
+    guest->vcpu(0)->set_timer(start + kSleepNs, kTimerVector);
     run_until_checks(*guest, 1);
     const u64 woke = time::now_ns();
     t.expect(woke - start >= kSleepNs, "the guest ran on after {} us, before its timer", (woke - start) / 1000);
-    guest->set_timer(1, kLateVector);  // due at once: pending while the guest has interrupts off
-    GuestEnd end = guest->run(kExitBudget);
+    guest->vcpu(0)->set_timer(1, kLateVector);  // due at once: pending while the guest has interrupts off
+    GuestEnd end = guest->run_alone(kExitBudget);
     const GuestConsole& console = guest->console();
     t.expect(end == GuestEnd::Halted, "the guest ended with \"{}\"", guest_end_name(end));
     t.expect(console.plan > 0 && console.ok_lines == console.plan, "guest checks: {} ok of {}; first failure: {}",
              console.ok_lines, console.plan, console.first_failure);
-    Guest::destroy(guest);
+    domains().destroy(*guest);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 
@@ -191,17 +212,17 @@ LAMINA_SELFTEST("guest mmio: device accesses are decoded and emulated through th
     usize size;
     if (!t.expect(boot_modules::find("mmio", &image, &size), "no boot module named mmio")) return;
     u64 free_before = memory::stats().free_bytes;
-    Guest* guest = Guest::create_pvh("mmio", image, size, kGuestRam);
+    Domain* guest = create_test_domain("mmio", image, size);
     if (!t.expect(guest != nullptr, "the guest could not be created")) return;
     ScratchRegisters device;
     t.expect(guest->claim_mmio(ScratchRegisters::kBase, ScratchRegisters::kBytes, device), "the claim was refused");
-    GuestEnd end = guest->run(kExitBudget);
+    GuestEnd end = guest->run_alone(kExitBudget);
     const GuestConsole& console = guest->console();
     t.expect(end == GuestEnd::Halted, "the guest ended with \"{}\"", guest_end_name(end));
     t.expect(console.plan > 0 && console.ok_lines == console.plan, "guest checks: {} ok of {}; first failure: {}",
              console.ok_lines, console.plan, console.first_failure);
     t.expect(device.accesses >= 20, "the device saw {} accesses", device.accesses);
-    Guest::destroy(guest);
+    domains().destroy(*guest);
     t.expect(memory::stats().free_bytes == free_before, "{} KiB leaked", (free_before - memory::stats().free_bytes) / KiB);
 }
 

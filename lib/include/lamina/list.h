@@ -14,6 +14,15 @@ struct ListNode {
     bool linked() const { return next != nullptr; }
 };
 
+// The object whose member `member` (its `Member` field) is: the kernel's container_of.
+template <typename T, typename M>
+T* owner_of(M* member, M T::*Member) {
+    // Offset of the member within T, computed on a dummy non-null address (no live object).
+    constexpr uptr kProbe = 0x1000;
+    const usize offset = reinterpret_cast<uptr>(&(reinterpret_cast<T*>(kProbe)->*Member)) - kProbe;
+    return reinterpret_cast<T*>(reinterpret_cast<char*>(member) - offset);
+}
+
 template <typename T, ListNode T::*Link>
 class IntrusiveList {
 public:
@@ -68,13 +77,7 @@ public:
     Iterator end() { return Iterator(&head_); }
 
 private:
-    static T* owner(ListNode* node) {
-        // Offset of the member within T, computed on a dummy non-null address (no live object).
-        constexpr uptr kProbe = 0x1000;
-        const usize offset =
-            reinterpret_cast<uptr>(&(reinterpret_cast<T*>(kProbe)->*Link)) - kProbe;
-        return reinterpret_cast<T*>(reinterpret_cast<char*>(node) - offset);
-    }
+    static T* owner(ListNode* node) { return owner_of(node, Link); }
     void insert_before(ListNode* position, T& item) {
         ListNode& node = item.*Link;
         LAMINA_ASSERT(!node.linked());
