@@ -13,6 +13,7 @@
 #include <hypervisor/virt.h>
 #include <lamina/abi/console.h>
 #include <lamina/abi/errno.h>
+#include <lamina/abi/shared_page.h>
 #include <lamina/string.h>
 
 namespace lamina {
@@ -55,8 +56,9 @@ Domain::Domain(const DomainParams& params)
 
 Domain::~Domain() {
     for (ForeignMapping& m : foreign_) {
-        if (m.count) m.target->frames_mapped_elsewhere -= m.count;
+        if (m.count) remove_mapping(m);
     }
+    if (grants_) heap().free(grants_, LAMINA_SHARED_PAGE_GRANTS * sizeof(Grant));
     if (events_) {
         events_->close_all();
         heap().destroy(events_);
@@ -135,7 +137,7 @@ bool Domain::build_pvh(const u8* image, usize image_size, u64 ram_bytes, const p
 
 u32 Domain::online_vcpus() const {
     u32 online = 0;
-    for (u32 i = 0; i < max_vcpus_; ++i) online += vcpus_[i] && vcpus_[i]->started();
+    for (u32 i = 0; i < max_vcpus_; ++i) online += vcpus_[i] && vcpus_[i]->started() && !vcpus_[i]->down;
     return online;
 }
 
@@ -168,29 +170,57 @@ i64 Domain::set_max_vcpus(u32 count) {
     return 0;
 }
 
+namespace {
+
 // The modes EntryState can start a vCPU in; a 64-bit start needs the backends to load paging
 // state, which they cannot yet.
-i64 Domain::set_vcpu_context(u32 index, const lamina_vcpu_context& context) {
-    if (state_ != LAMINA_DOMAIN_BUILDING) return error(LAMINA_EBUSY);
-    if (index >= max_vcpus_ || context.flags != 0) return error(LAMINA_EINVAL);
-    EntryState entry{};
+i64 entry_state(const lamina_vcpu_context& context, EntryState* entry) {
+    if (context.flags != 0) return error(LAMINA_EINVAL);
     switch (context.mode) {
         case LAMINA_VCPU_MODE_REAL:
             if (context.regs.rip > 0xfffff) return error(LAMINA_EINVAL);
-            entry.mode = EntryMode::Real;
+            entry->mode = EntryMode::Real;
             break;
         case LAMINA_VCPU_MODE_PROTECTED32:
             if (context.regs.rip > 0xffffffff || context.regs.rsp > 0xffffffff || context.regs.rbx > 0xffffffff)
                 return error(LAMINA_EINVAL);
-            entry.mode = EntryMode::Protected32;
+            entry->mode = EntryMode::Protected32;
             break;
         default: return error(LAMINA_EINVAL);
     }
-    entry.rip = context.regs.rip;
-    entry.rbx = context.regs.rbx;
-    entry.rsp = context.regs.rsp;
-    start_context_[index] = entry;
+    entry->rip = context.regs.rip;
+    entry->rbx = context.regs.rbx;
+    entry->rsp = context.regs.rsp;
+    return 0;
+}
+
+}  // namespace
+
+i64 Domain::set_vcpu_context(u32 index, const lamina_vcpu_context& context) {
+    if (state_ != LAMINA_DOMAIN_BUILDING) return error(LAMINA_EBUSY);
+    if (index >= max_vcpus_) return error(LAMINA_EINVAL);
+    if (const i64 invalid = entry_state(context, &start_context_[index])) return invalid;
     has_start_context_[index] = true;
+    return 0;
+}
+
+i64 Domain::vcpu_up(u32 index, const lamina_vcpu_context& context) {
+    DomainVcpu* target = vcpu(index);
+    if (!target) return error(LAMINA_EINVAL);
+    if (target->started() && !target->down) return error(LAMINA_EBUSY);
+    EntryState entry{};
+    if (const i64 invalid = entry_state(context, &entry)) return invalid;
+    if (!target->restart(entry, tlb_tag_)) return error(LAMINA_ENOMEM);
+    if (scheduled_) scheduler::update(*target);
+    return 0;
+}
+
+i64 Domain::vcpu_down(u32 index) {
+    DomainVcpu* target = vcpu(index);
+    if (!target || !target->started() || target->down) return error(LAMINA_EINVAL);
+    if (online_vcpus() == 1) return error(LAMINA_EBUSY);
+    target->down = true;
+    if (scheduled_) scheduler::update(*target);
     return 0;
 }
 
@@ -426,21 +456,40 @@ void Domain::upcall(u32 vcpu, u8 vector) {
     if (DomainVcpu* target = this->vcpu(vcpu)) target->notify(vector);
 }
 
-i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn) {
-    u64 local_end, target_end;
-    if (count == 0 || add_overflows(local_gfn, count, &local_end) || add_overflows(first_gfn, count, &target_end) ||
-        local_end > (u64{1} << (virt::summary().physical_address_bits - 12)))
-        return error(LAMINA_EINVAL);
-    if (memory_.overlaps(local_gfn, count)) return error(LAMINA_EINVAL);
+Domain::ForeignMapping* Domain::free_foreign_entry(u64 local_gfn, u64 count, i64* result) {
+    u64 local_end;
+    if (count == 0 || add_overflows(local_gfn, count, &local_end) ||
+        local_end > (u64{1} << (virt::summary().physical_address_bits - 12)) || memory_.overlaps(local_gfn, count)) {
+        *result = error(LAMINA_EINVAL);
+        return nullptr;
+    }
     ForeignMapping* free_entry = nullptr;
     for (ForeignMapping& m : foreign_) {
         if (!m.count) {
             free_entry = free_entry ? free_entry : &m;
         } else if (local_gfn < m.local_gfn + m.count && m.local_gfn < local_end) {
-            return error(LAMINA_EEXIST);
+            *result = error(LAMINA_EEXIST);
+            return nullptr;
         }
     }
-    if (!free_entry) return error(LAMINA_ENOSPC);
+    if (!free_entry) *result = error(LAMINA_ENOSPC);
+    return free_entry;
+}
+
+// This domain's vCPUs flush the translations at their next entry (the generation moved): on
+// the one CPU that runs domains, before the target's frames can be freed and reused.
+void Domain::remove_mapping(ForeignMapping& m) {
+    (void)stage2_.unmap(m.local_gfn * kFrameSize, m.count * kFrameSize);
+    if (m.grant_ref != kNotGranted) --m.target->grants_[m.grant_ref].mappings;
+    m = {};
+}
+
+i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn) {
+    u64 target_end;
+    i64 result = 0;
+    ForeignMapping* free_entry = free_foreign_entry(local_gfn, count, &result);
+    if (!free_entry) return result;
+    if (add_overflows(first_gfn, count, &target_end)) return error(LAMINA_EINVAL);
     for (u64 i = 0; i < count; ++i) {
         if (!target.memory_.host_frame(first_gfn + i)) return error(LAMINA_EINVAL);
     }
@@ -455,31 +504,87 @@ i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn)
         }
         done += run;
     }
-    *free_entry = {local_gfn, count, &target};
-    target.frames_mapped_elsewhere += count;
+    *free_entry = {local_gfn, count, &target, kNotGranted};
     return 0;
 }
 
-// Whole mappings only: a range that cuts one is refused, so that the accounting stays exact. The
-// target's frames stay its own; this domain's vCPUs flush the translations at their next entry
-// (the generation moved), before the hypercall that could destroy the target.
+// Whole mappings only: a range that cuts one is refused, so that the accounting stays exact.
 i64 Domain::unmap_foreign(u64 local_gfn, u64 count) {
     u64 end;
     if (count == 0 || add_overflows(local_gfn, count, &end)) return error(LAMINA_EINVAL);
     bool found = false;
     for (const ForeignMapping& m : foreign_) {
         if (!m.count || m.local_gfn >= end || local_gfn >= m.local_gfn + m.count) continue;
-        if (m.local_gfn < local_gfn || m.local_gfn + m.count > end) return error(LAMINA_EINVAL);
+        if (m.grant_ref != kNotGranted || m.local_gfn < local_gfn || m.local_gfn + m.count > end)
+            return error(LAMINA_EINVAL);
         found = true;
     }
     if (!found) return error(LAMINA_EINVAL);
     for (ForeignMapping& m : foreign_) {
-        if (!m.count || m.local_gfn < local_gfn || m.local_gfn + m.count > end) continue;
-        (void)stage2_.unmap(m.local_gfn * kFrameSize, m.count * kFrameSize);
-        m.target->frames_mapped_elsewhere -= m.count;
-        m = {};
+        if (m.count && m.local_gfn >= local_gfn && m.local_gfn + m.count <= end) remove_mapping(m);
     }
     return 0;
+}
+
+i64 Domain::grant(u64 gfn, u16 remote, u32 flags) {
+    if ((flags & ~LAMINA_SHARE_READONLY) || !memory_.host_frame(gfn) || remote == id_ || remote > LAMINA_DOMID_MAX)
+        return error(LAMINA_EINVAL);
+    if (!grants_) {
+        grants_ = static_cast<Grant*>(heap().allocate(LAMINA_SHARED_PAGE_GRANTS * sizeof(Grant)));
+        if (!grants_) return error(LAMINA_ENOMEM);
+        str::fill_bytes(grants_, 0, LAMINA_SHARED_PAGE_GRANTS * sizeof(Grant));
+    }
+    for (u32 ref = 0; ref < LAMINA_SHARED_PAGE_GRANTS; ++ref) {
+        if (grants_[ref].in_use) continue;
+        grants_[ref] = {gfn, remote, (flags & LAMINA_SHARE_READONLY) != 0, true, 0};
+        return ref;
+    }
+    return error(LAMINA_ENOSPC);
+}
+
+i64 Domain::revoke(u32 ref) {
+    if (!grants_ || ref >= LAMINA_SHARED_PAGE_GRANTS || !grants_[ref].in_use) return error(LAMINA_EINVAL);
+    if (grants_[ref].mappings) return error(LAMINA_EBUSY);
+    grants_[ref] = {};
+    return 0;
+}
+
+i64 Domain::map_grant(Domain& granter, u32 ref, u64 local_gfn) {
+    if (!granter.grants_ || ref >= LAMINA_SHARED_PAGE_GRANTS) return error(LAMINA_EINVAL);
+    Grant& g = granter.grants_[ref];
+    if (!g.in_use || g.remote != id_) return error(LAMINA_EINVAL);
+    i64 result = 0;
+    ForeignMapping* entry = free_foreign_entry(local_gfn, 1, &result);
+    if (!entry) return result;
+    const u64 hpa = granter.memory_.host_frame(g.gfn);
+    if (!stage2_.map(local_gfn * kFrameSize, hpa, kFrameSize, {.read = true, .write = !g.readonly}).ok())
+        return error(LAMINA_ENOMEM);
+    *entry = {local_gfn, 1, &granter, ref};
+    ++g.mappings;
+    return 0;
+}
+
+i64 Domain::unmap_grant(u64 local_gfn) {
+    for (ForeignMapping& m : foreign_) {
+        if (m.count && m.grant_ref != kNotGranted && m.local_gfn == local_gfn) {
+            remove_mapping(m);
+            return 0;
+        }
+    }
+    return error(LAMINA_EINVAL);
+}
+
+bool Domain::maps_frames_of(const Domain& target) const {
+    for (const ForeignMapping& m : foreign_) {
+        if (m.count && m.target == &target) return true;
+    }
+    return false;
+}
+
+void Domain::drop_mappings_of(const Domain& target) {
+    for (ForeignMapping& m : foreign_) {
+        if (m.count && m.target == &target) remove_mapping(m);
+    }
 }
 
 }  // namespace lamina

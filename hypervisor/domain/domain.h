@@ -81,6 +81,9 @@ public:
     // Domain control (the checks and answers of the domain_* hypercalls).
     i64 set_max_vcpus(u32 count);
     i64 set_vcpu_context(u32 index, const lamina_vcpu_context& context);
+    // vcpu_up / vcpu_down of the domain itself.
+    i64 vcpu_up(u32 index, const lamina_vcpu_context& context);
+    i64 vcpu_down(u32 index);
     i64 unpause();
     i64 pause();
     // Ends it with `reason` (enum lamina_shutdown_reason): its vCPUs stop, and the control
@@ -99,11 +102,19 @@ public:
     i64 set_console(u64 ring_gfn, u32 control_port);
 
     // Frames of `target` mapped into this domain's stage 2 at `local_gfn` (domain_map_frames,
-    // for the control domain's toolstack), and their removal. The target cannot be destroyed
-    // while any of its frames are mapped (frames_mapped_elsewhere).
+    // for the control domain's toolstack), and their removal.
     i64 map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn);
     i64 unmap_foreign(u64 local_gfn, u64 count);
-    u64 frames_mapped_elsewhere = 0;
+    // Shared pages: this domain grants a RAM frame to `remote`, which maps it by reference.
+    i64 grant(u64 gfn, u16 remote, u32 flags);
+    i64 revoke(u32 ref);
+    i64 map_grant(Domain& granter, u32 ref, u64 local_gfn);
+    i64 unmap_grant(u64 local_gfn);
+    // Whether this domain maps any frame of `target` (the control domain's mappings keep the
+    // target from being destroyed: Dom0 would fault on them), and the forced removal of them
+    // (another domain's, when the target is destroyed: it faults alone if it touches them).
+    bool maps_frames_of(const Domain& target) const;
+    void drop_mappings_of(const Domain& target);
 
     // The scheduler's part of the domain (hypervisor/sched/cpu_scheduler).
     sched::SchedDomain sched;
@@ -176,13 +187,25 @@ private:
     EntryState start_context_[kMaxVcpus] = {};
     bool has_start_context_[kMaxVcpus] = {};
     u64 exit_counts_[LAMINA_EXIT_REASON_COUNT] = {};
+    static constexpr u32 kNotGranted = ~0u;
     struct ForeignMapping {
         u64 local_gfn;
         u64 count;  // 0: a free entry
         Domain* target;
+        u32 grant_ref;  // the target's grant it maps; kNotGranted for the toolstack's mappings
+    };
+    struct Grant {
+        u64 gfn;
+        u16 remote;
+        bool readonly;
+        bool in_use;
+        u32 mappings;  // by the remote domain: it cannot be revoked while there are any
     };
     static constexpr usize kMaxForeignMappings = 128;
+    ForeignMapping* free_foreign_entry(u64 local_gfn, u64 count, i64* result);
+    void remove_mapping(ForeignMapping& mapping);
     ForeignMapping foreign_[kMaxForeignMappings] = {};
+    Grant* grants_ = nullptr;  // LAMINA_SHARED_PAGE_GRANTS of them, allocated at the first grant
     u64 console_ring_gfn_ = 0;
     u32 console_port_ = 0;  // the control domain's port; 0: no ring
     u64 console_dropped_ = 0;

@@ -72,6 +72,9 @@ i64 DomainTable::create(const char* name, bool control, bool scheduled, Domain**
 
 void DomainTable::destroy(Domain& domain) {
     LockGuard guard(lock_);
+    for (Domain* other : slots_) {
+        if (other && other != &domain) other->drop_mappings_of(domain);
+    }
     for (Domain*& slot : slots_) {
         if (slot != &domain) continue;
         slot = nullptr;

@@ -41,6 +41,15 @@ bool DomainVcpu::start(const EntryState& entry, u16 tlb_tag) {
     return hw_ != nullptr;
 }
 
+bool DomainVcpu::restart(const EntryState& entry, u16 tlb_tag) {
+    if (hw_) virt::destroy_vcpu(hw_);
+    hw_ = nullptr;
+    set_timer(0, 0);
+    interrupts_.clear();
+    event_pending_ = sleeping = halted = down = false;
+    return start(entry, tlb_tag);
+}
+
 VcpuStop DomainVcpu::run(u64 max_exits) {
     x86::disable_interrupts();
     // Neither XCR0 nor the FPU/SSE/AVX registers are switched by VM entry or exit: the guest's

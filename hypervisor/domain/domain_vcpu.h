@@ -33,6 +33,8 @@ public:
     // Creates the backend's vCPU on this CPU, in `entry` state. False (logged) when it cannot.
     bool start(const EntryState& entry, u16 tlb_tag);
     bool started() const { return hw_ != nullptr; }
+    // A vCPU that went down (vcpu_down) starts again from `entry`, as a new one.
+    bool restart(const EntryState& entry, u16 tlb_tag);
 
     // Runs the guest until the CPU must do something else (VcpuStop) or `max_exits` exits of
     // this vCPU have been handled in all.
@@ -68,6 +70,7 @@ public:
     ListNode timer_link;
     bool sleeping = false;   // blocked in HLT or vcpu_block
     bool halted = false;     // HLT with interrupts off: it never runs again
+    bool down = false;       // vcpu_down: off until vcpu_up
     bool runnable = false;   // the scheduler has it as runnable (cpu_scheduler keeps this)
 
 private:

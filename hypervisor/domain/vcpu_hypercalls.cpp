@@ -29,9 +29,6 @@ namespace {
 constexpr i64 kFault = -static_cast<i64>(LAMINA_EFAULT);
 constexpr i64 kTooBig = -static_cast<i64>(LAMINA_E2BIG);
 constexpr i64 kInvalid = -static_cast<i64>(LAMINA_EINVAL);
-// Not answered yet (shared pages, vCPUs coming up and going down): a guest probing for them gets
-// what an older hypervisor would say.
-constexpr i64 kNotYet = -static_cast<i64>(LAMINA_ENOSYS);
 
 constexpr char kVersion[] = LAMINA_VERSION;
 
@@ -148,11 +145,35 @@ i64 VcpuHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 positio
     return static_cast<i64>(count);
 }
 
-i64 VcpuHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) { return kNotYet; }
-i64 VcpuHypercalls::vcpu_down(const Caller&, u64 vcpu) { return kNotYet; }
-i64 VcpuHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) { return kNotYet; }
-i64 VcpuHypercalls::shared_page_revoke(const Caller&, u64 ref) { return kNotYet; }
-i64 VcpuHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) { return kNotYet; }
-i64 VcpuHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return kNotYet; }
+
+// Shared pages: the granting domain keeps the page; the other maps it by reference.
+i64 VcpuHypercalls::shared_page_grant(const Caller&, u64 gfn, u64 remote_domid, u64 flags) {
+    return vcpu_.domain().grant(gfn, static_cast<u16>(remote_domid), static_cast<u32>(flags));
+}
+
+i64 VcpuHypercalls::shared_page_revoke(const Caller&, u64 ref) { return vcpu_.domain().revoke(static_cast<u32>(ref)); }
+
+i64 VcpuHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u64 gfn) {
+    Domain* granter = domains().by_id(static_cast<u16>(remote_domid));
+    if (!granter || granter->state() == LAMINA_DOMAIN_DYING) return -static_cast<i64>(LAMINA_ESRCH);
+    return vcpu_.domain().map_grant(*granter, static_cast<u32>(ref), gfn);
+}
+
+i64 VcpuHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return vcpu_.domain().unmap_grant(gfn); }
+
+i64 VcpuHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) {
+    const auto* context = static_cast<const lamina_vcpu_context*>(
+        vcpu_.domain().guest_memory(context_gpa, sizeof(lamina_vcpu_context)));
+    if (!context) return kFault;
+    lamina_vcpu_context copy;
+    str::copy_bytes(&copy, context, sizeof copy);
+    return vcpu_.domain().vcpu_up(static_cast<u32>(vcpu), copy);
+}
+
+i64 VcpuHypercalls::vcpu_down(const Caller&, u64 vcpu) {
+    const i64 result = vcpu_.domain().vcpu_down(static_cast<u32>(vcpu));
+    if (result == 0 && vcpu == vcpu_.index()) vcpu_.request(GuestEnd::Yielded);  // it stops here
+    return result;
+}
 
 }  // namespace lamina

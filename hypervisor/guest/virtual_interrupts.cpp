@@ -40,4 +40,9 @@ void VirtualInterrupts::deliver(Vcpu& vcpu) {
     vcpu.request_interrupt_window(pending());
 }
 
+void VirtualInterrupts::clear() {
+    for (Atomic<u64>& word : words_) word.store(0, MemoryOrder::Relaxed);
+    summary_.store(0, MemoryOrder::Relaxed);
+}
+
 }  // namespace lamina

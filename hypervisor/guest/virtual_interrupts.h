@@ -21,6 +21,8 @@ public:
     // One load: the run loop tests it before every entry.
     bool pending() const { return summary_.load(MemoryOrder::Relaxed) != 0; }
     bool is_pending(u8 vector) const;
+    // Forgets every pending vector (a vCPU that starts again).
+    void clear();
     // Before an entry, on the vCPU's CPU: injects the highest pending vector if the guest can take
     // it now, and keeps the interrupt window requested exactly while more wait.
     void deliver(Vcpu& vcpu);

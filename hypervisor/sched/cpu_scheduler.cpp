@@ -25,7 +25,7 @@ u64 armed_ns = 0;  // what the CPU's timer is armed for; 0: nothing
 DomainVcpu& owner(sched::SchedVcpu* vcpu) { return *owner_of(vcpu, &DomainVcpu::sched); }
 
 bool may_run(const DomainVcpu& vcpu) {
-    return vcpu.domain().state() == LAMINA_DOMAIN_RUNNING && vcpu.started() && !vcpu.sleeping && !vcpu.halted;
+    return vcpu.domain().state() == LAMINA_DOMAIN_RUNNING && vcpu.started() && !vcpu.sleeping && !vcpu.halted && !vcpu.down;
 }
 
 void arm(u64 deadline_ns, u64 now_ns) {

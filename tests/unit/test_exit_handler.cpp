@@ -397,6 +397,15 @@ TEST_CASE("virtual interrupts: highest vector first, the window while the guest 
         vcpu.injected_interrupts.clear();
     }
     CHECK_FALSE(irqs.pending());
+
+    // A vCPU that starts again forgets what was pending.
+    REQUIRE(irqs.raise(0x20));
+    REQUIRE(irqs.raise(0xff));
+    irqs.clear();
+    CHECK_FALSE(irqs.pending());
+    CHECK_FALSE(irqs.is_pending(0xff));
+    irqs.deliver(vcpu);
+    CHECK(vcpu.injected_interrupts.empty());
 }
 
 namespace {
