@@ -117,12 +117,14 @@ void DomainVcpu::fire_timer_if_due(u64 now_ns) {
 }
 
 void DomainVcpu::notify(u8 vector) {
-    event_pending_ = true;
     if (vector) interrupts_.raise(vector);
-    if (sleeping) {
-        sleeping = false;
-        if (domain_.is_scheduled()) scheduler::update(*this);
+    if (!sleeping) {
+        event_pending_ = true;  // its next vcpu_block returns at once
+        return;
     }
+    // The event ends the sleep it was waiting in: nothing stays pending for the next one.
+    sleeping = false;
+    if (domain_.is_scheduled()) scheduler::update(*this);
 }
 
 bool DomainVcpu::take_event() {
