@@ -354,11 +354,14 @@ def cmdline_iso(build_dir, elf, cmdline):
         raise HarnessError(f"{elf} does not exist (run `cmake --build {build_dir}` first)")
     if not shutil.which("grub-mkrescue"):
         raise HarnessError("grub-mkrescue is missing (./scripts/lamina deps)")
-    # Dom0 (build/dom0.elf) first, then the test guests (build/guests/*.elf), named after their files.
+    # Dom0 (build/dom0.elf) first, then the test guests (build/guests/*.elf), named after their
+    # files, then their configurations (build/guests/*.cfg) by file name, as boot/CMakeLists.txt does.
     dom0 = Path(build_dir) / "dom0.elf"
     guests = sorted((Path(build_dir) / "guests").glob("*.elf"))
+    configs = sorted((Path(build_dir) / "guests").glob("*.cfg"))
     modules = ([("/boot/dom0.elf", "dom0")] if dom0.is_file() else []) + \
-              [(f"/boot/guests/{g.name}", g.stem) for g in guests]
+              [(f"/boot/guests/{g.name}", g.stem) for g in guests] + \
+              [(f"/boot/guests/{c.name}", c.name) for c in configs]
     cfg = render_grub_cfg(cmdline, modules)
     key = hashlib.sha256(cfg.encode()).hexdigest()[:12]
     out = Path(build_dir) / "iso-cmdline"
@@ -366,7 +369,7 @@ def cmdline_iso(build_dir, elf, cmdline):
     iso = out / f"lamina-{key}.iso"
     with open(out / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel tests may want the same ISO
-        inputs = [elf] + guests + ([dom0] if dom0.is_file() else [])
+        inputs = [elf] + guests + configs + ([dom0] if dom0.is_file() else [])
         newest_input = max(p.stat().st_mtime for p in inputs)
         if iso.exists() and iso.stat().st_mtime >= newest_input:
             return iso
@@ -378,7 +381,7 @@ def cmdline_iso(build_dir, elf, cmdline):
         if dom0.is_file():
             shutil.copyfile(dom0, tree / "boot" / "dom0.elf")
         (tree / "boot" / "guests").mkdir(exist_ok=True)
-        for guest in guests:
+        for guest in guests + configs:
             shutil.copyfile(guest, tree / "boot" / "guests" / guest.name)
         tmp = out / f"lamina-{key}.iso.tmp"
         r = subprocess.run(["grub-mkrescue", "-o", str(tmp), str(tree)],

@@ -6,6 +6,8 @@ problem. Python 3 standard library only.
 
 Scenarios (--scenario):
   basics   boot to the prompt; help, info, dmesg, errors for bad input, poweroff
+  domains  the toolstack with the ticker guest (tests/guests/ticker): images, create (with
+           overrides, -p), console, top, and each end action: destroy, preserve, restart
 """
 
 import argparse
@@ -28,6 +30,32 @@ SCENARIOS = {
          "lamina> pause", "usage",
          "lamina> pause no-such-domain", "no-such-domain",
          "lamina> 'unterminated", "unterminated",
+         "lamina> poweroff", "Powering off.", "dom0 powered off"],
+    ),
+    # A line may hold several commands joined by CR (Enter to the shell): they run back to back,
+    # without the prompt in between at which the harness would send the next line. A domain's
+    # own shutdown is reported whenever it comes, so such a line waits for it with top.
+    "domains": (
+        ["images", "create nope",
+         "create ticker.cfg cmdline=ticks=3\rtop -n 2 -d 1",
+         "create -p ticker name=t2 memory=8 on_crash=preserve cmdline=crash\runpause t2\rtop -n 2 -d 1",
+         "console -n t2", "destroy t2",
+         "create ticker name=t3 memory=8", "top -n 1", "reboot t3", "top -n 2 -d 1\rconsole t3\r\x1d",
+         "destroy t3", "list", "poweroff"],
+        ["lamina> images", "ticker", "PVH ELF kernel", "ticker.cfg", "config",
+         "lamina> create nope", 'create: nope: no boot image named "nope"',
+         "lamina> create ticker.cfg cmdline=ticks=3", "created domain ticker (id ",
+         "Exits/s", "(ticker) powered off; destroyed",
+         "lamina> create -p ticker name=t2", "created domain t2 (id ", "), paused",
+         "unpause t2", "Exits/s", "(t2) crashed; preserved",
+         "lamina> console -n t2", "ticker: hello from domain", "tick 1", "ticker: crashing",
+         "lamina> destroy t2",
+         "lamina> create ticker name=t3 memory=8", "created domain t3 (id ",
+         "lamina> top -n 1", "t3", "running",
+         "lamina> reboot t3", "(t3) rebooted; restarted as domain ",
+         "lamina> top -n 2 -d 1", "Exits/s", "Exits/s",
+         "console t3", "[console of domain ", "ticker: hello from domain", "tick 1",
+         "lamina> destroy t3", "lamina> list", "dom0",
          "lamina> poweroff", "Powering off.", "dom0 powered off"],
     ),
 }

@@ -1,7 +1,10 @@
 #include <dom0/kernel/commands.h>
 
 #include <dom0/kernel/console.h>
+#include <dom0/kernel/domains.h>
+#include <dom0/kernel/events.h>
 #include <dom0/shell/shell.h>
+#include <dom0/toolstack/field_text.h>
 #include <lamina/abi/hypercall.h>
 #include <lamina/string.h>
 
@@ -9,21 +12,10 @@ namespace lamina::dom0 {
 namespace {
 
 using shell::Command;
-using shell::Message;
+using toolstack::Message;
 using shell::Shell;
 
-// Text from a fixed-size field the hypervisor filled: up to its NUL or the field's end, and
-// anything a terminal would act on shown as '?'.
-template <usize N>
-struct FieldText {
-    char text[N + 1];
-
-    explicit FieldText(const char (&field)[N]) {
-        const usize length = str::length_bounded(field, N);
-        for (usize i = 0; i < length; ++i) text[i] = field[i] >= 0x20 && field[i] < 0x7f ? field[i] : '?';
-        text[length] = '\0';
-    }
-};
+using toolstack::FieldText;
 
 // Seconds with tenths, for times in nanoseconds.
 struct Seconds {
@@ -195,7 +187,7 @@ int pause_command(Shell& shell, int argc, const char* const* argv) {
     int status = 0;
     if (!one_domain(shell, argc, argv, &domid, &status)) return status;
     if (domid == LAMINA_DOMID_CONTROL) return shell.fail("pause: domain 0 is Dom0, which runs this shell");
-    const i64 result = lamina_hc_domain_pause(domid);
+    const i64 result = domain_control().pause(domid);
     return result < 0 ? domain_call_failed(shell, argv[0], domid, result) : 0;
 }
 
@@ -203,7 +195,7 @@ int unpause_command(Shell& shell, int argc, const char* const* argv) {
     u16 domid = 0;
     int status = 0;
     if (!one_domain(shell, argc, argv, &domid, &status)) return status;
-    const i64 result = lamina_hc_domain_unpause(domid);
+    const i64 result = domain_control().unpause(domid);
     return result < 0 ? domain_call_failed(shell, argv[0], domid, result) : 0;
 }
 
@@ -212,38 +204,278 @@ int destroy_command(Shell& shell, int argc, const char* const* argv) {
     int status = 0;
     if (!one_domain(shell, argc, argv, &domid, &status)) return status;
     if (domid == LAMINA_DOMID_CONTROL) return shell.fail("destroy: domain 0 is Dom0; use poweroff");
-    const i64 result = lamina_hc_domain_destroy(domid);
+    const i64 result = toolstack().destroy(domid);
     return result < 0 ? domain_call_failed(shell, argv[0], domid, result) : 0;
 }
 
-// Not yet: guest consoles need Dom0's device models. Until then it says so about a real domain.
-int console_command(Shell& shell, int argc, const char* const* argv) {
+// Ends a domain as its own shutdown call with `reason` would. The domain has ended when the call
+// returns, so the config's action follows at once, before the prompt, rather than at the
+// LAMINA_VIRQ_DOMAIN_DIED that comes too.
+int end_domain(Shell& shell, int argc, const char* const* argv, u32 reason) {
     u16 domid = 0;
     int status = 0;
     if (!one_domain(shell, argc, argv, &domid, &status)) return status;
-    if (domid == LAMINA_DOMID_CONTROL) return shell.fail("console: domain 0 is this console");
-    lamina_domain_info info;
-    const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
+    if (domid == LAMINA_DOMID_CONTROL) return shell.fail("{}: domain 0 is Dom0; use poweroff", argv[0]);
+    const i64 result = domain_control().shutdown(domid, reason);
     if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
-    return shell.fail("console: domain {} ({}): guest consoles are not available yet", domid,
-                      FieldText(info.name).text);
+    toolstack().handle_ended_domains(shell.out());
+    return 0;
 }
 
-// Not yet: the domain builder is the toolstack's next piece. Its arguments are checked already.
+int shutdown_command(Shell& shell, int argc, const char* const* argv) {
+    return end_domain(shell, argc, argv, LAMINA_SHUTDOWN_POWEROFF);
+}
+
+int reboot_command(Shell& shell, int argc, const char* const* argv) {
+    return end_domain(shell, argc, argv, LAMINA_SHUTDOWN_REBOOT);
+}
+
+constexpr u8 kConsoleEscape = 0x1d;  // Ctrl-], as telnet and xl console have it
+
+// Shows the domain's output as it comes and types what the user types into it, until Ctrl-] or
+// until the domain is gone. Domains keep being serviced meanwhile.
+void follow_console(toolstack::ManagedDomain& domain) {
+    Console& out = console();
+    toolstack().follow(&domain, &out);
+    for (;;) {
+        service_domains(out);
+        toolstack::ManagedDomain* followed = toolstack().followed();
+        if (!followed) break;  // destroyed without a restart: service_domains said so
+        char typed[64];
+        usize count = 0;
+        bool escaped = false;
+        u8 byte;
+        while (!escaped && count < sizeof(typed) && console_input().next(&byte)) {
+            if (byte == kConsoleEscape) escaped = true;
+            else typed[count++] = static_cast<char>(byte);
+        }
+        // What does not fit the domain's input ring is dropped, as a full UART drops it.
+        if (count) toolstack().type_into(*followed, typed, count);
+        if (escaped) break;
+        out.flush();
+        if (!count) wait_for_input();
+    }
+    toolstack().follow(nullptr, nullptr);
+    format(out, "\n");
+}
+
+int console_command(Shell& shell, int argc, const char* const* argv) {
+    shell::OptionParser options(argc, argv, "n");
+    Message error;
+    bool snapshot = false;
+    for (char letter; (letter = options.next(error)) != 0;) {
+        if (letter == '?') return shell.fail("console: {}", error.text());
+        snapshot = true;
+    }
+    if (options.operand_count() != 1) return shell.usage_error(argv[0]);
+    u16 domid = 0;
+    if (!shell::parse_domain(options.operand(0), shell.domains(), &domid, error))
+        return shell.fail("console: {}", error.text());
+    if (domid == LAMINA_DOMID_CONTROL) return shell.fail("console: domain 0 is this console");
+    toolstack::ManagedDomain* domain = toolstack().find(domid);
+    if (!domain) {
+        lamina_domain_info info;
+        const i64 result = domain_control().get_info(domid, info);
+        if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
+        return shell.fail("console: domain {} ({}) was not created by this Dom0: it has no console here", domid,
+                          FieldText(info.name).text);
+    }
+    if (!snapshot) shell.print("[console of domain {} ({}); Ctrl-] returns]\n", domid, domain->config.name);
+    toolstack().drain_consoles();
+    domain->history.replay(shell.out());
+    if (!snapshot) follow_console(*domain);
+    return 0;
+}
+
+// What the host lets a config ask for.
+bool host_limits(Shell& shell, toolstack::Limits* limits) {
+    lamina_host_info host;
+    const i64 result = lamina_hc_host_info(gpa(&host));
+    if (result < 0) {
+        shell.fail("create: host_info: {}", lamina_errno_name(result));
+        return false;
+    }
+    *limits = {max<u64>(host.free_pages / kPagesPerMiB, 1), min(max(host.max_vcpus, 1u), LAMINA_MAX_VCPUS),
+               min(max(host.cpus, 1u), toolstack::CpuSet::kMaxCpus)};
+    return true;
+}
+
 int create_command(Shell& shell, int argc, const char* const* argv) {
     shell::OptionParser options(argc, argv, "p");
     Message error;
-    char letter;
-    while ((letter = options.next(error)) != 0)
+    bool paused = false;
+    for (char letter; (letter = options.next(error)) != 0;) {
         if (letter == '?') return shell.fail("create: {}", error.text());
-    if (options.operand_count() < 1) return shell.usage_error(argv[0]);
-    for (int i = 1; i < options.operand_count(); ++i) {
-        const char* assignment = options.operand(i);
-        usize at = 0;
-        while (assignment[at] && assignment[at] != '=') ++at;
-        if (at == 0 || !assignment[at]) return shell.fail("create: \"{}\" is not key=value", assignment);
+        paused = true;
     }
-    return shell.fail("create: {}: building domains is not available yet", options.operand(0));
+    if (options.operand_count() < 1) return shell.usage_error(argv[0]);
+    toolstack::Limits limits;
+    if (!host_limits(shell, &limits)) return 1;
+    const char* source = options.operand(0);
+    const char* overrides[shell::Words::kMaxWords];
+    const usize override_count = static_cast<usize>(options.operand_count() - 1);
+    for (usize i = 0; i < override_count; ++i) overrides[i] = options.operand(static_cast<int>(i + 1));
+    // Several KiB each: kept off Dom0's stack.
+    static toolstack::DomainConfig config;
+    static toolstack::Diagnostics diagnostics;
+    const bool prepared =
+        toolstack::prepare_config(boot_images(), source, overrides, override_count, limits, config, diagnostics);
+    for (usize i = 0; i < diagnostics.warning_count; ++i)
+        shell.print("create: {}: warning: {}\n", source, diagnostics.warnings[i].text);
+    if (!prepared) return shell.fail("create: {}: {}", source, diagnostics.error.text);
+    const toolstack::ManagedDomain* domain = toolstack().create(config, paused, error);
+    if (!domain) return shell.fail("create: {}: {}", config.name, error.text());
+    shell.print("created domain {} (id {}){}\n", config.name, domain->built.domid, paused ? ", paused" : "");
+    return 0;
+}
+
+// ---- top ------------------------------------------------------------------------------------
+
+constexpr const char* kExitNames[] = {"cpuid", "io",     "msr-read",  "msr-write", "hlt",       "hypercall",
+                                      "cr",    "xsetbv", "invlpg",    "stage2",    "exception", "interrupt",
+                                      "irq-window", "triple-fault", "bad-state", "other"};
+static_assert(array_size(kExitNames) == LAMINA_EXIT_REASON_COUNT);
+
+// One domain's counters at a refresh.
+struct TopSample {
+    u16 domid;
+    u64 cpu_time_ns;
+    u64 exits[LAMINA_EXIT_REASON_COUNT];
+};
+
+// The last refresh's samples, which the next one (of this top or a later one) subtracts; a domain
+// without one is shown since the host started.
+TopSample top_previous[LAMINA_DOMAIN_LIST_MAX];
+usize top_previous_count = 0;
+u64 top_previous_ns = 0;
+
+const TopSample* previous_sample(u16 domid) {
+    for (usize i = 0; i < top_previous_count; ++i)
+        if (top_previous[i].domid == domid) return &top_previous[i];
+    return nullptr;
+}
+
+bool uptime_ns(u64* now) {
+    lamina_host_info host;
+    if (lamina_hc_host_info(gpa(&host)) < 0) return false;
+    *now = host.uptime_ns;
+    return true;
+}
+
+// One row: CPU time over wall time since the previous sample, exits per second, the three
+// reasons with most exits.
+void print_top_row(Shell& shell, const lamina_domain_info& info, const TopSample& now, bool has_exits, u64 now_ns) {
+    const TopSample* before = previous_sample(info.domid);
+    // A reused id, or no sample: since the host started.
+    if (before && before->cpu_time_ns > now.cpu_time_ns) before = nullptr;
+    const u64 since_ns = before && top_previous_ns < now_ns ? top_previous_ns : 0;
+    const u64 elapsed_us = max<u64>((now_ns - since_ns) / 1000, 1);
+    const u64 cpu_permille = (now.cpu_time_ns - (before ? before->cpu_time_ns : 0)) / elapsed_us;
+    u64 delta[LAMINA_EXIT_REASON_COUNT];
+    u64 total = 0;
+    for (usize r = 0; r < LAMINA_EXIT_REASON_COUNT; ++r) {
+        delta[r] = before && now.exits[r] >= before->exits[r] ? now.exits[r] - before->exits[r] : now.exits[r];
+        total += delta[r];
+    }
+    shell.print("{:<24} {:>5} {:<9} {:>5}.{} ", FieldText(info.name).text, info.domid, state_name(info),
+                cpu_permille / 10, cpu_permille % 10);
+    if (!has_exits) {
+        shell.print("{:>9}\n", "-");
+        return;
+    }
+    shell.print("{:>9} ", total * 1'000'000 / elapsed_us);
+    for (int shown = 0; shown < 3; ++shown) {
+        usize most = 0;
+        for (usize r = 1; r < LAMINA_EXIT_REASON_COUNT; ++r)
+            if (delta[r] > delta[most]) most = r;
+        if (delta[most] == 0) break;
+        shell.print(" {} {}%", kExitNames[most], delta[most] * 100 / total);
+        delta[most] = 0;
+    }
+    shell.print("\n");
+}
+
+bool top_refresh(Shell& shell) {
+    u64 now_ns = 0;
+    if (!uptime_ns(&now_ns)) {
+        shell.fail("top: host_info failed");
+        return false;
+    }
+    static TopSample samples[LAMINA_DOMAIN_LIST_MAX];
+    usize count = 0;
+    shell.print("{:<24} {:>5} {:<9} {:>7} {:>9}  {}\n", "Name", "ID", "State", "CPU(%)", "Exits/s", "Main exits");
+    const i64 result = for_each_domain([&](const lamina_domain_info& info) {
+        TopSample sample{info.domid, info.cpu_time_ns, {}};
+        static lamina_exit_stats stats;
+        const bool has_exits = lamina_hc_domain_exit_stats(info.domid, gpa(&stats)) >= 0;
+        if (has_exits)
+            for (usize r = 0; r < LAMINA_EXIT_REASON_COUNT; ++r) sample.exits[r] = stats.exits[r];
+        print_top_row(shell, info, sample, has_exits, now_ns);
+        if (count < array_size(samples)) samples[count++] = sample;
+        return true;
+    });
+    if (result < 0) {
+        shell.fail("top: domain_list: {}", lamina_errno_name(result));
+        return false;
+    }
+    str::copy_bytes(top_previous, samples, count * sizeof(TopSample));
+    top_previous_count = count;
+    top_previous_ns = now_ns;
+    return true;
+}
+
+// Waits `delay_ns`, servicing domains. When `any_key_ends`, false once a key is typed (q and
+// Ctrl-C are taken, any other is left for the shell); false too if the clock fails.
+bool top_wait(u64 delay_ns, bool any_key_ends) {
+    u64 now = 0;
+    if (!uptime_ns(&now)) return false;
+    const u64 deadline = now + delay_ns;
+    for (;;) {
+        service_domains(console());
+        console().flush();
+        u8 byte;
+        if (any_key_ends && console_input().peek(&byte)) {
+            if (byte == 'q' || byte == 0x03) console_input().next(&byte);
+            return false;
+        }
+        if (!uptime_ns(&now)) return false;
+        if (now >= deadline) return true;
+        wait_for_event(deadline - now);
+    }
+}
+
+int top_command(Shell& shell, int argc, const char* const* argv) {
+    shell::OptionParser options(argc, argv, "n:d:");
+    Message error;
+    u64 iterations = 0, delay_s = 2;
+    for (char letter; (letter = options.next(error)) != 0;) {
+        if (letter == '?') return shell.fail("top: {}", error.text());
+        const bool parsed = letter == 'n' ? shell::parse_number("-n", options.value(), "iterations", 1, 1'000'000,
+                                                                 &iterations, error)
+                                          : shell::parse_number("-d", options.value(), "the delay", 1, 3600,
+                                                                 &delay_s, error);
+        if (!parsed) return shell.fail("top: {}", error.text());
+    }
+    if (options.operand_count() != 0) return shell.usage_error(argv[0]);
+    // With -n, what is typed meanwhile is the next command's: a script's lines wait for top.
+    for (u64 refresh = 1;; ++refresh) {
+        if (!top_refresh(shell)) return 1;
+        if (refresh == iterations) return 0;
+        if (!top_wait(delay_s * 1'000'000'000, iterations == 0)) return 0;
+        shell.print("\n");
+    }
+}
+
+int images_command(Shell& shell, int argc, const char* const* argv) {
+    if (argc != 1) return shell.usage_error(argv[0]);
+    if (boot_images().count() == 0) {
+        shell.print("no boot images (the hypervisor passed Dom0 no modules)\n");
+        return 0;
+    }
+    shell.print("{:<24} {:>10}  {}\n", "Name", "Size", "Kind");
+    for (const toolstack::BootImage& image : boot_images())
+        shell.print("{:<24} {:>10}  {}\n", image.name, image.size, image_kind_name(classify(image)));
+    return 0;
 }
 
 // The control domain ends the machine by shutting itself down, as Xen's Dom0 does
@@ -259,12 +491,20 @@ int poweroff_command(Shell& shell, int argc, const char* const* argv) {
 constexpr Command kCommands[] = {
     {"info", "info", "show the host: hypervisor, CPUs, memory", info_command},
     {"list", "list [domain]", "list the domains (or one)", list_command},
-    {"create", "create <config|image> [-p] [key=value...]",
-     "create a domain from a config file or a kernel image (-p: leave it paused)", create_command},
+    {"images", "images", "list the boot images (kernels, configs) domains are created from", images_command},
+    {"create", "create [-p] <config|image> [key=value...]",
+     "create a domain from a config or a kernel image; key=value overrides the config (-p: leave it paused)",
+     create_command},
     {"destroy", "destroy <domain>", "end a domain at once and free its memory", destroy_command},
+    {"shutdown", "shutdown <domain>", "power a domain off; its config's on_poweroff follows", shutdown_command},
+    {"reboot", "reboot <domain>", "reboot a domain; its config's on_reboot follows", reboot_command},
     {"pause", "pause <domain>", "stop running a domain's vCPUs", pause_command},
-    {"unpause", "unpause <domain>", "run a paused domain's vCPUs again", unpause_command},
-    {"console", "console <domain>", "attach to a domain's console (Ctrl-] comes back)", console_command},
+    {"unpause", "unpause <domain>", "run a paused (or just created) domain's vCPUs", unpause_command},
+    {"console", "console [-n] <domain>",
+     "show a domain's console and type into it, Ctrl-] returns (-n: print its output so far and return)",
+     console_command},
+    {"top", "top [-n iterations] [-d seconds]",
+     "show each domain's CPU share and VM exits every -d seconds (2) until a key, or -n times", top_command},
     {"dmesg", "dmesg", "print the hypervisor's log", dmesg_command},
     {"poweroff", "poweroff", "end every domain and power the machine off", poweroff_command},
 };
@@ -275,6 +515,11 @@ CommandTable command_table() { return {kCommands, array_size(kCommands)}; }
 
 shell::DomainDirectory& domain_directory() {
     static HypervisorDomains directory;
+    return directory;
+}
+
+toolstack::ImageDirectory& boot_images() {
+    static toolstack::ImageDirectory directory;
     return directory;
 }
 

@@ -27,4 +27,37 @@ Console& console() {
     return instance;
 }
 
+bool ConsoleInput::next(u8* byte) {
+    if (!peek(byte)) return false;
+    ++taken_;
+    return true;
+}
+
+bool ConsoleInput::peek(u8* byte) {
+    if (!fill()) return false;
+    *byte = buffer_[taken_];
+    return true;
+}
+
+// Whether a byte is kept, reading the console when none is.
+bool ConsoleInput::fill() {
+    if (taken_ < count_) return true;
+    taken_ = count_ = 0;
+    const i64 result = lamina_hc_console_read(gpa(buffer_), sizeof(buffer_));
+    if (result < 0) {
+        // Said once, not at every try: the loops that wait call this at each wake.
+        if (!read_failed_) format(console(), "\ndom0: console_read: {}\n", lamina_errno_name(result));
+        read_failed_ = true;
+    }
+    if (result <= 0) return false;
+    read_failed_ = false;
+    count_ = min(static_cast<usize>(result), sizeof(buffer_));
+    return true;
+}
+
+ConsoleInput& console_input() {
+    static ConsoleInput instance;
+    return instance;
+}
+
 }  // namespace lamina::dom0

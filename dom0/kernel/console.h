@@ -2,6 +2,7 @@
 // the console_write and console_read hypercalls, as Xen's Dom0 does with CONSOLEIO.
 #pragma once
 
+#include <dom0/kernel/memory.h>
 #include <lamina/abi/console.h>
 #include <lamina/format.h>
 #include <lamina/types.h>
@@ -25,8 +26,24 @@ private:
 
 Console& console();
 
-// Dom0's RAM is mapped 1:1 and its page tables map it at the same addresses, so a pointer into
-// Dom0 is the guest-physical address the hypercalls take.
-inline u64 gpa(const void* pointer) { return reinterpret_cast<u64>(pointer); }
+// Dom0's console input, one byte at a time: what console_read returned is kept until taken, so
+// that a command that reads input itself (console) leaves what follows for the shell.
+class ConsoleInput {
+public:
+    // The next byte typed, if there is one now.
+    bool next(u8* byte);
+    // The same byte, left for the next call.
+    bool peek(u8* byte);
+
+private:
+    bool fill();
+
+    u8 buffer_[256];
+    usize taken_ = 0;
+    usize count_ = 0;
+    bool read_failed_ = false;
+};
+
+ConsoleInput& console_input();
 
 }  // namespace lamina::dom0

@@ -2,6 +2,7 @@
 // console until poweroff.
 #include <dom0/kernel/commands.h>
 #include <dom0/kernel/console.h>
+#include <dom0/kernel/domains.h>
 #include <dom0/kernel/events.h>
 #include <dom0/shell/shell.h>
 #include <lamina/abi/hypercall.h>
@@ -30,34 +31,36 @@ template <typename... Args>
     for (;;) asm volatile("cli; hlt");
 }
 
-// lib/src/pvh_entry.S maps the first 4 GiB; what lies beyond is not reachable yet.
-constexpr u64 kMapped = 4 * GiB;
-bool mapped(u64 address, u64 size) { return size <= kMapped && address <= kMapped - size; }
-
 constexpr usize kCommandLineMax = 1024;
 
-void greet(u64 abi_version, u64 start_info_gpa) {
-    Console& out = console();
-    format(out, "\nLamina Dom0, hypercall ABI {}.{}\n", LAMINA_ABI_VERSION_MAJOR_OF(abi_version),
+void greet(u64 abi_version) {
+    format(console(), "\nLamina Dom0, hypercall ABI {}.{}\n", LAMINA_ABI_VERSION_MAJOR_OF(abi_version),
            LAMINA_ABI_VERSION_MINOR_OF(abi_version));
-    const auto* start = reinterpret_cast<const pvh::StartInfo*>(start_info_gpa);
-    if (!start || !mapped(start_info_gpa, sizeof(*start)) || start->magic != pvh::kStartInfoMagic) {
-        format(out, "dom0: no PVH start info at {:#x}\n", start_info_gpa);
-        return;
-    }
-    if (!start->command_line) return;
-    if (!mapped(start->command_line, kCommandLineMax)) {
-        format(out, "dom0: the command line at {:#x} is beyond the first 4 GiB\n", start->command_line);
-        return;
-    }
-    const char* command_line = reinterpret_cast<const char*>(start->command_line);
-    format(out, "command line: ");
-    out.write(command_line, str::length_bounded(command_line, kCommandLineMax));
-    format(out, "\n");
 }
 
-// One read's worth of console input.
-u8 input[256];
+// The start info the hypervisor wrote, copied; false (having said why) when there is none.
+bool read_start_info(u64 start_info_gpa, pvh::StartInfo* start) {
+    const u8* bytes = kOwnMemory.find(start_info_gpa, sizeof(*start));
+    if (bytes) str::copy_bytes(start, bytes, sizeof(*start));
+    if (!bytes || start->magic != pvh::kStartInfoMagic) {
+        format(console(), "dom0: no PVH start info at {:#x}\n", start_info_gpa);
+        return false;
+    }
+    return true;
+}
+
+void show_command_line(const pvh::StartInfo& start) {
+    if (!start.command_line) return;
+    const u8* text = kOwnMemory.find(start.command_line, kCommandLineMax);
+    if (!text) {
+        format(console(), "dom0: the command line at {:#x} is beyond the first 4 GiB\n", start.command_line);
+        return;
+    }
+    const char* command_line = reinterpret_cast<const char*>(text);
+    format(console(), "command line: ");
+    console().write(command_line, str::length_bounded(command_line, kCommandLineMax));
+    format(console(), "\n");
+}
 
 [[noreturn]] void run_shell() {
     const CommandTable table = command_table();
@@ -69,21 +72,16 @@ u8 input[256];
     asm volatile("rdtsc" : "=a"(tsc_low), "=d"(tsc_high));
     format(console(), "LAMINA STAT dom0_prompt_tsc={}\n", (u64{tsc_high} << 32) | tsc_low);
     shell.start();
-    bool read_failed = false;
     for (;;) {
+        // What happened to domains meanwhile goes above the line being typed.
+        static char notices[1024];
+        BufferSink sink(notices, sizeof(notices));
+        service_domains(sink);
+        if (sink.needed()) shell.interject(notices, min(sink.needed(), sizeof(notices) - 1));
         console().flush();
-        const i64 count = lamina_hc_console_read(gpa(input), sizeof(input));
-        if (count < 0 && !read_failed) {
-            format(console(), "\ndom0: console_read: {}\n", lamina_errno_name(count));
-            read_failed = true;
-        }
-        if (count <= 0) {
-            wait_for_input();
-            continue;
-        }
-        read_failed = false;
-        const usize n = min(static_cast<usize>(count), sizeof(input));
-        for (usize i = 0; i < n; ++i) shell.input(input[i]);
+        u8 byte;
+        if (console_input().next(&byte)) shell.input(byte);
+        else wait_for_input();
     }
 }
 
@@ -112,7 +110,12 @@ lamina::u64 __stack_chk_guard = 0x6c616d696e613030;
     lamina_cpuid(LAMINA_CPUID_LEAF_VERSION, &eax, &flags, &ecx, &edx);
     if (!(flags & LAMINA_CPUID_DOMAIN_CONTROL)) stop_early("dom0: this is not the control domain\n");
     lamina_hypercall_page_install(gpa(lamina_hypercall_page));
-    greet(static_cast<lamina::u64>(abi_version), start_info_gpa);
+    greet(static_cast<lamina::u64>(abi_version));
+    lamina::pvh::StartInfo start;
+    if (read_start_info(start_info_gpa, &start)) {
+        show_command_line(start);
+        boot_images().load(start, kOwnMemory, console());
+    }
     start_events(console());
     run_shell();
 }

@@ -3,6 +3,7 @@
 // lists) that explain a refusal in one line.
 #pragma once
 
+#include <dom0/toolstack/message.h>
 #include <dom0/toolstack/xl_config.h>
 #include <lamina/format.h>
 #include <lamina/types.h>
@@ -11,20 +12,8 @@ namespace lamina::shell {
 
 class Shell;
 
-// One line for the user: why a parser refused its input.
-class Message {
-public:
-    static constexpr usize kCapacity = 160;
-
-    template <typename... Args>
-    void set(const char* fmt, const Args&... args) {
-        format_to(text_, sizeof(text_), fmt, args...);
-    }
-    const char* text() const { return text_; }
-
-private:
-    char text_[kCapacity] = {};
-};
+// Why a parser refused its input.
+using toolstack::Message;
 
 // ---- Words ----------------------------------------------------------------------------------
 

@@ -220,6 +220,16 @@ void LineEditor::write_from_cursor(usize to) {
 void LineEditor::redraw() {
     // ED 2 (erase display) and CUP (cursor home), ECMA-48 8.3.39 and 8.3.21.
     write("\x1b[H\x1b[2J", 7);
+    write_prompt_and_line();
+}
+
+void LineEditor::interject(const char* text, usize length) {
+    write("\r\n", 2);
+    write(text, length);
+    write_prompt_and_line();
+}
+
+void LineEditor::write_prompt_and_line() {
     write(prompt_, str::length(prompt_));
     const usize cursor = cursor_;
     cursor_ = 0;

@@ -43,6 +43,11 @@ public:
 
     Event feed(u8 byte);
 
+    // Output that is not the line's (a notice about a domain): `text`, whole lines, goes on lines
+    // of its own below the line being edited, then the prompt and the line again, the cursor
+    // where it was.
+    void interject(const char* text, usize length);
+
     // The line the last Enter finished (NUL-terminated), until the next Enter.
     const char* line() const { return accepted_; }
     usize line_length() const { return accepted_length_; }
@@ -66,6 +71,7 @@ private:
     void move_left(usize count);
     void write_from_cursor(usize to);
     void redraw();
+    void write_prompt_and_line();
     void recall(usize age);
     Event accept();
     void remember(const char* line, usize length);

@@ -25,6 +25,9 @@ public:
     void input(u8 byte);
     // Splits and runs one line, as Enter does (without echo or prompt).
     int run(const char* line);
+    // Writes whole lines that come from elsewhere, between inputs: above the line being typed,
+    // which is then shown again.
+    void interject(const char* text, usize length) { editor_.interject(text, length); }
 
     // For the commands.
     Sink& out() { return terminal_; }

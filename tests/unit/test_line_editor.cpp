@@ -251,6 +251,18 @@ TEST_CASE("line editor: Ctrl-L clears the screen and redraws prompt, line and cu
     CHECK(h.editor->cursor() == 3);
 }
 
+TEST_CASE("line editor: an interjection goes above the line, which is shown again as it was") {
+    Harness h;
+    h.type("pause 3" + kLeft);
+    const size_t before = h.terminal.out.size();
+    h.editor->interject("domain 3 (web) crashed; destroyed\n", 34);
+    CHECK(h.terminal.out.substr(before) == "\r\ndomain 3 (web) crashed; destroyed\n> pause 3\b");
+    h.check_screen();
+    CHECK(h.screen.rows[h.screen.rows.size() - 2] == "domain 3 (web) crashed; destroyed");
+    h.type("4\r");
+    CHECK(h.lines.back() == "pause 43");
+}
+
 TEST_CASE("line editor: Up and Down walk the history and come back to the draft") {
     Harness h;
     h.type("one\rtwo\rthree\r");
