@@ -151,7 +151,7 @@ int info_command(Shell& shell, int argc, const char* const* argv) {
     shell.print("{:<15}: {}\n", "cpu", FieldText(host.cpu_brand).text);
     shell.print("{:<15}: {}\n", "tsc_khz", host.tsc_khz);
     shell.print("{:<15}: {} MiB\n", "total_memory", host.total_pages / kPagesPerMiB);
-    shell.print("{:<15}: {} MiB\n", "free_memory", host.free_pages / kPagesPerMiB);
+    shell.print("{:<15}: {} MiB ({} pages)\n", "free_memory", host.free_pages / kPagesPerMiB, host.free_pages);
     shell.print("{:<15}: {}\n", "max_domains", host.max_domains);
     shell.print("{:<15}: {}\n", "max_vcpus", host.max_vcpus);
     shell.print("{:<15}: {}.{} s\n", "uptime", uptime.whole, uptime.tenths);

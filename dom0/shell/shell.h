@@ -15,15 +15,16 @@ class Shell {
 public:
     static constexpr const char* kPrompt = "lamina> ";
 
-    // `commands` must outlive the shell; their names must be unique and not "help", which the
-    // shell brings itself.
+    // `commands` must outlive the shell; their names must be unique and not "help" or "repeat",
+    // which the shell brings itself.
     Shell(Sink& terminal, const Command* commands, usize command_count, DomainDirectory& domains);
 
     // Prints the first prompt.
     void start();
     // One byte from the terminal: edits the line, runs it on Enter, then prompts again.
     void input(u8 byte);
-    // Splits and runs one line, as Enter does (without echo or prompt).
+    // Splits and runs one line, as Enter does (without echo or prompt); a word ";" separates
+    // commands.
     int run(const char* line);
     // Writes whole lines that come from elsewhere, between inputs: above the line being typed,
     // which is then shown again.
@@ -50,7 +51,11 @@ public:
     int last_status() const { return last_status_; }
 
 private:
+    int run_line(const char* line, Words& words);
+    int dispatch(int argc, const char* const* argv);
+    static const Command* builtin(const char* name);
     static int help(Shell& shell, int argc, const char* const* argv);
+    static int repeat(Shell& shell, int argc, const char* const* argv);
     const Command* find(const char* name) const;
     int unknown_command(const char* name);
 

@@ -456,6 +456,14 @@ void Domain::upcall(u32 vcpu, u8 vector) {
     if (DomainVcpu* target = this->vcpu(vcpu)) target->notify(vector);
 }
 
+void Domain::reclaim_stage2_tables() {
+    u64 flushed = stage2_.generation();
+    for (const DomainVcpu* vcpu : vcpus_) {
+        if (vcpu && vcpu->started()) flushed = min(flushed, vcpu->hardware().flushed_stage2_generation());
+    }
+    stage2_.reclaim(flushed);
+}
+
 Domain::ForeignMapping* Domain::free_foreign_entry(u64 local_gfn, u64 count, i64* result) {
     u64 local_end;
     if (count == 0 || add_overflows(local_gfn, count, &local_end) ||
@@ -485,6 +493,7 @@ void Domain::remove_mapping(ForeignMapping& m) {
 }
 
 i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn) {
+    reclaim_stage2_tables();
     u64 target_end;
     i64 result = 0;
     ForeignMapping* free_entry = free_foreign_entry(local_gfn, count, &result);
@@ -510,6 +519,7 @@ i64 Domain::map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn)
 
 // Whole mappings only: a range that cuts one is refused, so that the accounting stays exact.
 i64 Domain::unmap_foreign(u64 local_gfn, u64 count) {
+    reclaim_stage2_tables();
     u64 end;
     if (count == 0 || add_overflows(local_gfn, count, &end)) return error(LAMINA_EINVAL);
     bool found = false;
@@ -550,6 +560,7 @@ i64 Domain::revoke(u32 ref) {
 }
 
 i64 Domain::map_grant(Domain& granter, u32 ref, u64 local_gfn) {
+    reclaim_stage2_tables();
     if (!granter.grants_ || ref >= LAMINA_SHARED_PAGE_GRANTS) return error(LAMINA_EINVAL);
     Grant& g = granter.grants_[ref];
     if (!g.in_use || g.remote != id_) return error(LAMINA_EINVAL);
@@ -565,6 +576,7 @@ i64 Domain::map_grant(Domain& granter, u32 ref, u64 local_gfn) {
 }
 
 i64 Domain::unmap_grant(u64 local_gfn) {
+    reclaim_stage2_tables();
     for (ForeignMapping& m : foreign_) {
         if (m.count && m.grant_ref != kNotGranted && m.local_gfn == local_gfn) {
             remove_mapping(m);

@@ -137,6 +137,8 @@ private:
     friend class VcpuHypercalls;
 
     bool init();
+    // Frees the stage-2 tables earlier unmaps retired, once every vCPU has flushed past them.
+    void reclaim_stage2_tables();
     void set_state(lamina_domain_state state);
     void console_byte(char c);
     void append_to_console_ring(char c);

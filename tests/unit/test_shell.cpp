@@ -120,6 +120,7 @@ TEST_CASE("shell: help lists every command with its line; help <command> its usa
           "  list          list the domains\n"
           "  pause         stop running a domain's vCPUs\n"
           "  sched-credit  show or set credit scheduler parameters\n"
+          "  repeat        run a command line (quoted; ; between commands) count times, stopping at a failure\n"
           "lamina> ");
     CHECK(h.type("help sched-credit\n") ==
           "help sched-credit\r\n"
@@ -141,6 +142,31 @@ TEST_CASE("shell: run() dispatches without echo or prompt") {
     CHECK(h.shell->run("nope") == 1);
     CHECK(h.shell->run("") == 0);
     CHECK(h.terminal.out == "paused 3\nunknown command \"nope\"; type help\n");
+}
+
+TEST_CASE("shell: ; separates commands; repeat runs a command line until it fails") {
+    Harness h;
+    h.terminal.out.clear();
+    CHECK(h.shell->run("pause 1 ; pause 2") == 0);
+    CHECK(h.shell->run("; pause 3 ; ; nope") == 1);
+    CHECK(h.terminal.out == "paused 1\npaused 2\npaused 3\nunknown command \"nope\"; type help\n");
+
+    h.terminal.out.clear();
+    CHECK(h.shell->run("repeat 3 'pause 1 ; pause 2'") == 0);
+    CHECK(h.terminal.out == "paused 1\npaused 2\npaused 1\npaused 2\npaused 1\npaused 2\nrepeat: 3 runs\n");
+    h.terminal.out.clear();
+    CHECK(h.shell->run("repeat 5 'pause 1 ; pause db'") == 1);
+    CHECK(h.terminal.out == "paused 1\npause: no domain named \"db\"\nrepeat: run 1 of 5 failed; stopped\n");
+    h.terminal.out.clear();
+    CHECK(h.shell->run("repeat 0 list") == 1);
+    CHECK(h.shell->run("repeat many list") == 1);
+    CHECK(h.shell->run("repeat 2") == 1);
+    CHECK(h.terminal.out == "repeat: 0: the count must be 1..100000\nrepeat: many: the count must be 1..100000\n"
+                            "usage: repeat <count> <command line>\n");
+    // Nested: the inner line has words of its own.
+    h.terminal.out.clear();
+    CHECK(h.shell->run("repeat 2 \"repeat 2 'pause 1'\"") == 0);
+    CHECK(h.terminal.out == "paused 1\npaused 1\nrepeat: 2 runs\npaused 1\npaused 1\nrepeat: 2 runs\nrepeat: 2 runs\n");
 }
 
 TEST_CASE("shell: a table with duplicate names, or its own help, is a programming error") {
