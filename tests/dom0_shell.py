@@ -5,7 +5,13 @@ in order, and the machine must power off with success. Exit 0 on pass, 1 on fail
 problem. Python 3 standard library only.
 
 Scenarios (--scenario):
-  basics   boot to the prompt; help, info, dmesg, errors for bad input, poweroff
+  basics     boot to the prompt; help, info, dmesg, errors for bad input, poweroff
+  domains    create from images and configs, consoles, top, end actions (poweroff, crash, reboot)
+  three      three guests side by side: one faults and is reported, the other two tick on; pause,
+             unpause, destroy; malformed configs, images and values refused
+  soak       200 create/destroy cycles; free memory comes back to the same page count
+
+An expectation that starts with "!" must NOT appear between the previous match and the next one.
   domains  the toolstack with the ticker guest (tests/guests/ticker): images, create (with
            overrides, -p), console, top, and each end action: destroy, preserve, restart
 """
@@ -58,6 +64,41 @@ SCENARIOS = {
          "lamina> destroy t3", "lamina> list", "dom0",
          "lamina> poweroff", "Powering off.", "dom0 powered off"],
     ),
+    # Three guests at once: one faults at start and is reported; the other two tick on, pause
+    # and unpause; all are destroyed; then what must be refused is.
+    "three": (
+        ["create ticker name=alpha ; create ticker name=bravo ; "
+         "create triple_fault name=charlie memory=2 on_crash=preserve ; top -n 2 -d 1",
+         "list", "console -n alpha", "pause bravo ; list", "unpause bravo ; top -n 2 -d 1 ; console -n bravo",
+         "destroy alpha ; destroy bravo ; destroy charlie ; list",
+         "create broken.cfg", "create ticker.cfg kernel=ticker.cfg name=elfless", "create ticker memory=100000",
+         "create ticker name=bad/name", "create ticker vcpus=99", "create ticker name=dup ; create ticker name=dup",
+         "destroy dup ; destroy dup", "list", "poweroff"],
+        ["created domain alpha (id ", "created domain bravo (id ", "created domain charlie (id ",
+         "(charlie) crashed: triple fault; preserved",
+         "lamina> list", "alpha ", "running", "bravo ", "running", "charlie ", "crashed",
+         "lamina> console -n alpha", "ticker: hello from domain", "tick 1",
+         "lamina> pause bravo", "bravo ", "paused",
+         "lamina> unpause bravo", "bravo ", "running", "tick 1",
+         "lamina> destroy alpha", "Name", "dom0", "!alpha", "!bravo", "!charlie",
+         "lamina> create broken.cfg", 'memory: not a number: "lots"',
+         "lamina> create ticker.cfg kernel=ticker.cfg", "not a loadable ELF image",
+         "lamina> create ticker memory=100000", "memory: 100000 MiB is out of range",
+         "lamina> create ticker name=bad/name", "name: \"bad/name\" has a character",
+         "lamina> create ticker vcpus=99", "vcpus: 99 is out of range",
+         "lamina> create ticker name=dup", "created domain dup (id ", "domain_create: EEXIST",
+         "lamina> destroy dup", "no domain named \"dup\"",
+         "lamina> list", "dom0", "!elfless", "!dup",
+         "lamina> poweroff", "Powering off.", "dom0 powered off"],
+    ),
+    # 200 domains created (and run) and destroyed: the free page count must come back (one cycle
+    # first, for the tables and slabs that stay once made).
+    "soak": (
+        ['repeat 1 "create ticker name=soak memory=2 ; destroy soak"', "info",
+         'repeat 200 "create ticker name=soak memory=2 ; destroy soak"', "info", "list", "poweroff"],
+        ["repeat: 1 runs", "free_memory", "repeat: 200 runs", "free_memory",
+         "lamina> list", "dom0", "!soak", "lamina> poweroff", "Powering off.", "dom0 powered off"],
+    ),
 }
 
 
@@ -80,14 +121,30 @@ def main():
         return 1
     transcript = run.stdout.decode(errors="replace").replace("\r", "")
     position = 0
+    absent = []  # "!" expectations waiting for the next match to bound them
     for want in expected:
+        if want.startswith("!"):
+            absent.append(want[1:])
+            continue
         found = transcript.find(want, position)
         if found < 0:
             print(f"FAIL {a.scenario}: expected {want!r} after offset {position}; transcript tail:")
             for line in transcript[position:].splitlines()[-25:]:
                 print(f"  | {line}")
             return 1
+        for unwanted in absent:
+            if unwanted in transcript[position:found]:
+                print(f"FAIL {a.scenario}: {unwanted!r} appeared before {want!r}:")
+                for line in transcript[position:found].splitlines()[-25:]:
+                    print(f"  | {line}")
+                return 1
+        absent = []
         position = found + len(want)
+    if a.scenario == "soak":
+        free = [line for line in transcript.splitlines() if line.startswith("free_memory")]
+        if len(free) != 2 or free[0] != free[1]:
+            print(f"FAIL soak: free memory did not come back: {free}")
+            return 1
     if run.returncode != 0:
         print(f"FAIL {a.scenario}: the machine did not power off with success (runner status {run.returncode})")
         return 1

@@ -127,17 +127,22 @@ add_test(NAME harness.verdicts COMMAND ${LAMINA_PYTHON3} ${LAMINA_RUNNER} --self
 set_tests_properties(harness.verdicts PROPERTIES LABELS "harness")
 
 # Dom0's shell, driven through the serial console as an operator would (tests/dom0_shell.py):
-# boot to `lamina>`, commands and their errors, poweroff ending the machine with success.
-foreach(target "qemu;svm;90" "bochs;vmx;300")
-    list(GET target 0 emu)
-    list(GET target 1 vendor)
-    list(GET target 2 timeout)
-    set(name dom0.shell.${emu}.${vendor})
-    add_test(NAME ${name}
-        COMMAND ${LAMINA_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/dom0_shell.py --scenario basics
-            --build-dir ${CMAKE_BINARY_DIR} --log ${CMAKE_BINARY_DIR}/logs/${name}.log --timeout ${timeout}
-            -- --emu ${emu} --cpu-vendor ${vendor} --smp 1 --mem 512)
-    math(EXPR backstop "${timeout} + 120")
-    set_tests_properties(${name} PROPERTIES LABELS "scenario;dom0;${emu};${vendor}" TIMEOUT ${backstop}
-        REQUIRED_FILES ${CMAKE_BINARY_DIR}/dom0.elf)
+# basics (the prompt, commands and their errors, poweroff ending the machine with success),
+# domains (images, configs, consoles, top, end actions), three (three guests at once, a fault
+# reported while the others run, pause/unpause/destroy, refusals), soak (200 create/destroy
+# cycles, free memory back to the same page count).
+foreach(scenario basics domains three soak)
+    foreach(target "qemu;svm;90" "bochs;vmx;300")
+        list(GET target 0 emu)
+        list(GET target 1 vendor)
+        list(GET target 2 timeout)
+        set(name dom0.${scenario}.${emu}.${vendor})
+        add_test(NAME ${name}
+            COMMAND ${LAMINA_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/dom0_shell.py --scenario ${scenario}
+                --build-dir ${CMAKE_BINARY_DIR} --log ${CMAKE_BINARY_DIR}/logs/${name}.log --timeout ${timeout}
+                -- --emu ${emu} --cpu-vendor ${vendor} --smp 1 --mem 512)
+        math(EXPR backstop "${timeout} + 120")
+        set_tests_properties(${name} PROPERTIES LABELS "scenario;dom0;${emu};${vendor}" TIMEOUT ${backstop}
+            REQUIRED_FILES ${CMAKE_BINARY_DIR}/dom0.elf)
+    endforeach()
 endforeach()

@@ -17,6 +17,9 @@ const u8* ReadableMemory::find(u64 at, u64 length) const {
 ImageKind classify(const BootImage& image) {
     elf::Image elf;
     if (elf::parse(image.data, image.size, elf).ok() && elf.pvh_entry) return ImageKind::PvhKernel;
+    // Named as one (xl's configs are files named *.cfg): create then reports what is wrong in it.
+    const usize length = str::length(image.name);
+    if (length > 4 && str::equal(image.name + length - 4, ".cfg")) return ImageKind::Config;
     // Whatever a config may say, so that only its syntax decides.
     const Limits anything{~u64{0}, LAMINA_MAX_VCPUS, CpuSet::kMaxCpus};
     DomainConfig config;

@@ -138,6 +138,11 @@ TEST_CASE("images: kinds are a PVH kernel, a config, or other") {
     CHECK(kind(config.data(), config.size()) == ImageKind::Config);
     CHECK(kind(broken.data(), broken.size()) == ImageKind::Other);
     CHECK(kind(nullptr, 0) == ImageKind::Other);
+    // Named as a config, it is one whatever it says: create then reports what is wrong in it.
+    const BootImage named{"web.cfg", reinterpret_cast<const u8*>(broken.data()), broken.size()};
+    CHECK(classify(named) == ImageKind::Config);
+    const BootImage just_suffix{".cfg", reinterpret_cast<const u8*>(broken.data()), broken.size()};
+    CHECK(classify(just_suffix) == ImageKind::Other);
     CHECK(std::string(image_kind_name(ImageKind::PvhKernel)) == "PVH ELF kernel");
     CHECK(std::string(image_kind_name(ImageKind::Config)) == "config");
     CHECK(std::string(image_kind_name(ImageKind::Other)) == "other");
