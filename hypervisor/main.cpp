@@ -77,8 +77,9 @@ void print_ready_line() {
                smp::online_count(), platform::present_cpu_count(), mem.usable_bytes / MiB,
                virt::vendor_name(v.vendor), virt::stage2_name(v.vendor), boot_firmware());
     u64 image_bytes = memory::image_bytes();
-    log::print("LAMINA STAT entry_tsc={} boot_tsc={} image_bytes={} hv_ram_kib={} free_kib={}\n", entry_tsc,
-               x86::rdtsc() - entry_tsc, image_bytes, mem.hypervisor_bytes / KiB, mem.free_bytes / KiB);
+    log::print("LAMINA STAT entry_tsc={} boot_tsc={} tsc_khz={} image_bytes={} hv_ram_kib={} free_kib={}\n",
+               entry_tsc, x86::rdtsc() - entry_tsc, time::tsc_frequency() / 1000, image_bytes,
+               mem.hypervisor_bytes / KiB, mem.free_bytes / KiB);
 }
 
 // The exit-cost guest (tests/guests/exit_bench): its figures become LAMINA STAT lines.

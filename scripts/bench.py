@@ -10,6 +10,7 @@ Python 3 standard library only.
 
 import argparse
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -19,14 +20,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "scripts" / "emu_run.py"
 
-# name -> (emu_run.py arguments, hypervisor command line). Every run boots the normal entry (no
-# self-test) and stops shortly after READY; `bench` runs the exit-cost guest right after READY.
+# name -> (emu_run.py arguments, hypervisor command line, Dom0 shell input). A run without input
+# boots the normal entry (no self-test) and stops shortly after READY; `bench` on the command
+# line runs the exit-cost guest right after READY. A run with input types it into Dom0's shell
+# (Dom0's own `bench` command measures from there) and ends with its poweroff.
 RUNS = {
-    "1cpu": (["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"], ""),
-    "4cpu": (["--emu", "qemu", "--smp", "4", "--mem", "512", "--icount"], ""),
-    "exits-svm": (["--emu", "qemu", "--smp", "1", "--mem", "256", "--icount"], "bench"),
-    "exits-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "1", "--mem", "256"], "bench"),
-    "exits-svm-bochs": (["--emu", "bochs", "--cpu-vendor", "svm", "--smp", "1", "--mem", "256"], "bench"),
+    "1cpu": (["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"], "", None),
+    "4cpu": (["--emu", "qemu", "--smp", "4", "--mem", "512", "--icount"], "", None),
+    "1cpu-wall": (["--emu", "qemu", "--smp", "1", "--mem", "512"], "", None),
+    "exits-svm": (["--emu", "qemu", "--smp", "1", "--mem", "256", "--icount"], "bench", None),
+    "exits-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "1", "--mem", "256"], "bench", None),
+    "exits-svm-bochs": (["--emu", "bochs", "--cpu-vendor", "svm", "--smp", "1", "--mem", "256"], "bench", None),
+    "dom0-svm": (["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"], "emu_exit", "bench\npoweroff\n"),
+    "dom0-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "1", "--mem", "512"], "emu_exit",
+                 "bench\npoweroff\n"),
 }
 
 # (label, unit, run, STAT key)
@@ -48,6 +55,13 @@ ROWS = [
     ("I/O port exit round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_io"),
     ("MSR exit round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_msr"),
     ("VMMCALL round trip, Bochs SVM", "ticks", "exits-svm-bochs", "exit_hypercall"),
+    ("Null hypercall (version) from Dom0, QEMU SVM (icount)", "insns", "dom0-svm", "dom0_null_hypercall"),
+    ("Null hypercall (version) from Dom0, Bochs VMX", "ticks", "dom0-vmx", "dom0_null_hypercall"),
+    ("create to the guest's first console byte in Dom0, QEMU SVM (icount)", "insns", "dom0-svm",
+     "create_to_output_tsc"),
+    ("create to the guest's first console byte in Dom0, Bochs VMX", "ticks", "dom0-vmx", "create_to_output_tsc"),
+    ("Hypervisor memory per extra domain beyond its RAM, QEMU SVM", "KiB", "dom0-svm", "domain_overhead_kib"),
+    ("Hypervisor memory per extra domain beyond its RAM, Bochs VMX", "KiB", "dom0-vmx", "domain_overhead_kib"),
 ]
 
 
@@ -67,16 +81,25 @@ def elf_load_bytes(path):
     return filesz, memsz
 
 
-def boot(name, args, cmdline, build_dir, logs, timeout):
+def boot(name, args, cmdline, shell_input, build_dir, logs, timeout):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, str(RUNNER), *args, "--mode", "ready", "--cmdline", cmdline,
+        mode = ["--mode", "interactive"] if shell_input else ["--mode", "ready", "--ready-linger", "2"]
+        cmd = [sys.executable, str(RUNNER), *args, *mode, "--cmdline", cmdline,
                "--build-dir", str(build_dir), "--log", str(logs / f"bench-{name}.log"),
-               "--timeout", str(timeout), "--ready-linger", "2", "--stats-json", out.name]
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               "--timeout", str(timeout), "--stats-json", out.name]
+        r = subprocess.run(cmd, input=shell_input or "", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors="replace")
         if r.returncode != 0:
             print(r.stdout, end="", file=sys.stderr)
             return None
-        return json.loads(Path(out.name).read_text())
+        if not shell_input:
+            return json.loads(Path(out.name).read_text())
+        # The interactive runner gives no verdict file: the figures are in the transcript.
+        stats = {}
+        for line in r.stdout.replace("\r", "").splitlines():
+            if line.startswith("LAMINA STAT "):
+                stats.update(re.findall(r"(\w+)=(\S+)", line[len("LAMINA STAT "):]))
+        return {"stats": stats, "ready": None}
 
 
 def main():
@@ -90,10 +113,10 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
 
     results, failed = {}, []
-    for name, (args, cmdline) in RUNS.items():
+    for name, (args, cmdline, shell_input) in RUNS.items():
         print(f"[bench] booting {name}: {' '.join(args)} -- {cmdline}", file=sys.stderr, flush=True)
         sys.stdout.flush()
-        res = boot(name, args, cmdline, build, logs, a.timeout)
+        res = boot(name, args, cmdline, shell_input, build, logs, a.timeout)
         if res is None:
             failed.append(name)
         results[name] = res or {"stats": {}, "ready": None}
@@ -110,13 +133,21 @@ def main():
         value = int(prompt) - int(entry) if prompt is not None and entry is not None else "n/a"
         table.append((f"Instructions, Multiboot2 entry to the lamina> prompt, {cpus}", value, "insns",
                       f"LAMINA STAT dom0_prompt_tsc= - entry_tsc= ({run})"))
+    # The same without -icount: the TSC keeps the host's time, so this is wall time.
+    stats = results["1cpu-wall"]["stats"]
+    if all(stats.get(k) is not None for k in ("dom0_prompt_tsc", "entry_tsc", "tsc_khz")):
+        ms = (int(stats["dom0_prompt_tsc"]) - int(stats["entry_tsc"])) / int(stats["tsc_khz"])
+        table.append(("Wall time, Multiboot2 entry to the lamina> prompt, QEMU TCG, 1 CPU", f"{ms:.1f}", "ms",
+                      "(dom0_prompt_tsc - entry_tsc) / tsc_khz (1cpu-wall)"))
+    else:
+        table.append(("Wall time, Multiboot2 entry to the lamina> prompt", "n/a", "ms", "1cpu-wall"))
     try:
         filesz, memsz = elf_load_bytes(build / "lamina.elf")
         table.append(("Image size, loadable segments of lamina.elf (file)", filesz, "bytes", "ELF PT_LOAD p_filesz"))
         table.append(("Image size, loadable segments of lamina.elf (memory)", memsz, "bytes", "ELF PT_LOAD p_memsz"))
     except (OSError, ValueError) as e:
         table.append(("Image size, loadable segments of lamina.elf", "n/a", "", str(e)))
-    known = {key for _, _, _, key in ROWS} | {"dom0_prompt_tsc", "entry_tsc"}
+    known = {key for _, _, _, key in ROWS} | {"dom0_prompt_tsc", "entry_tsc", "tsc_khz"}
     for run, res in results.items():
         for key, value in sorted(res["stats"].items()):
             if key not in known:

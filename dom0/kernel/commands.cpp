@@ -1,4 +1,5 @@
 #include <dom0/kernel/commands.h>
+#include <dom0/kernel/bench.h>
 
 #include <dom0/kernel/console.h>
 #include <dom0/kernel/domains.h>
@@ -506,6 +507,7 @@ constexpr Command kCommands[] = {
     {"top", "top [-n iterations] [-d seconds]",
      "show each domain's CPU share and VM exits every -d seconds (2) until a key, or -n times", top_command},
     {"dmesg", "dmesg", "print the hypervisor's log", dmesg_command},
+    {"bench", "bench", "measure hypercalls, domain creation and a domain's cost (LAMINA STAT lines)", bench_command},
     {"poweroff", "poweroff", "end every domain and power the machine off", poweroff_command},
 };
 

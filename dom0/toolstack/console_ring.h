@@ -42,6 +42,8 @@ public:
     void append(const char* data, usize length);
     // Writes the history to `sink`, oldest byte first.
     void replay(Sink& sink) const;
+    // Bytes ever appended (the history keeps the last kCapacity of them).
+    u64 total() const { return total_; }
 
 private:
     char bytes_[kCapacity] = {};
