@@ -111,7 +111,7 @@ void control_domain_ended(Domain& dom0) {
 }
 
 // Dom0, the control domain, from the Multiboot2 module named "dom0", with every other module
-// (guest images and configurations) handed to it by name. From then on this CPU runs the
+// (guest images and configurations) handed to it by name. From then on every CPU runs the
 // scheduled domains. Returns when there is no Dom0 to run.
 void run_dom0() {
     constexpr u64 kDefaultDom0Memory = 64 * MiB;
@@ -146,6 +146,10 @@ void run_dom0() {
     console::start_input(console_uart);
     log::info("dom0: {} MiB, {} modules, starting", ram / MiB, module_count);
     (void)dom0->unpause();
+    for (u32 cpu = 1; cpu < smp::online_count(); ++cpu) {
+        if (!smp::start_on(cpu, [](void*) { scheduler::run_this_cpu(); }, nullptr))
+            log::error("sched: cpu{} would not start scheduling", cpu);
+    }
     scheduler::run_this_cpu();
 }
 

@@ -165,6 +165,12 @@ public:
     // change to the space up to it is in effect for the vCPU once it has entered again.
     virtual u64 flushed_stage2_generation() const = 0;
 
+    // On the CPU that last ran it, when that CPU turns to other work: from now on any CPU may
+    // run it (VMX: VMCLEAR, so that another CPU can load the VMCS; SVM keeps nothing in a CPU).
+    // run() on a CPU other than the last one reloads the host state and flushes the vCPU's
+    // TLB tags there.
+    virtual void release() = 0;
+
 protected:
     ~Vcpu() = default;
     // Saved and restored by the backend's entry stub (RSP and, on SVM, RAX live in the VMCB:

@@ -19,6 +19,7 @@ constexpr u8 kConsoleInput = 0x40;  // the UART's receive interrupt, through the
 constexpr u8 kTimer = 0xe0;
 constexpr u8 kCallFunction = 0xf0;
 constexpr u8 kWakeup = 0xf1;  // only ends a hlt
+constexpr u8 kReschedule = 0xf2;  // the CPU's scheduler must decide again (hypervisor/sched)
 constexpr u8 kSpurious = 0xff;
 }  // namespace vector
 

@@ -143,7 +143,7 @@ u32 Domain::online_vcpus() const {
 
 u64 Domain::exits() const {
     u64 total = 0;
-    for (u64 count : exit_counts_) total += count;
+    for (const DomainVcpu* vcpu : vcpus_) total += vcpu ? vcpu->exits() : 0;
     return total;
 }
 
@@ -330,9 +330,13 @@ void Domain::info(lamina_domain_info& out) const {
 void Domain::exit_stats(lamina_exit_stats& out) const {
     out = {};
     out.reason_count = LAMINA_EXIT_REASON_COUNT;
-    for (u8 reason = 0; reason < array_size(exit_counts_); ++reason) {
-        out.exits[hypercall::abi_exit_reason(static_cast<ExitReason>(reason))] += exit_counts_[reason];
-        out.total += exit_counts_[reason];
+    for (const DomainVcpu* vcpu : vcpus_) {
+        if (!vcpu) continue;
+        for (u8 reason = 0; reason < DomainVcpu::kExitReasons; ++reason) {
+            const u64 count = vcpu->exits_by_reason(static_cast<ExitReason>(reason));
+            out.exits[hypercall::abi_exit_reason(static_cast<ExitReason>(reason))] += count;
+            out.total += count;
+        }
     }
 }
 

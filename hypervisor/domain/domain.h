@@ -89,13 +89,14 @@ public:
     // Ends it with `reason` (enum lamina_shutdown_reason): its vCPUs stop, and the control
     // domain hears of it (VIRQ_DOMAIN_DIED). From its own shutdown call or from Dom0.
     void shutdown(u32 reason);
+    // Destruction begins: DYING, and its vCPUs stop being scheduled.
+    void begin_dying() { set_state(LAMINA_DOMAIN_DYING); }
     // A fault ended it: keeps the report and shuts it down as crashed.
     void fault(DomainVcpu& vcpu, GuestEnd why, const ExitInfo& exit);
     bool faulted() const { return faulted_; }
     const lamina_fault_report& fault_report() const { return fault_report_; }
     void info(lamina_domain_info& out) const;
     void exit_stats(lamina_exit_stats& out) const;
-    void count_exit(ExitReason reason) { ++exit_counts_[static_cast<u8>(reason)]; }
     u64 cpu_time_ns() const;
 
     // Its console ring (domain_set_console): what it writes to the debug port lands there.
@@ -188,7 +189,6 @@ private:
     // Contexts set while BUILDING, used when it first runs.
     EntryState start_context_[kMaxVcpus] = {};
     bool has_start_context_[kMaxVcpus] = {};
-    u64 exit_counts_[LAMINA_EXIT_REASON_COUNT] = {};
     static constexpr u32 kNotGranted = ~0u;
     struct ForeignMapping {
         u64 local_gfn;

@@ -70,19 +70,26 @@ i64 DomainTable::create(const char* name, bool control, bool scheduled, Domain**
     return id;
 }
 
+// Out of the table first (no new lookup finds it), its vCPUs stopped, every CPU past anything
+// it found before (scheduler::quiesce), and only then freed.
 void DomainTable::destroy(Domain& domain) {
-    LockGuard guard(lock_);
-    for (Domain* other : slots_) {
-        if (other && other != &domain) other->drop_mappings_of(domain);
+    {
+        LockGuard guard(lock_);
+        for (Domain* other : slots_) {
+            if (other && other != &domain) other->drop_mappings_of(domain);
+        }
+        for (Domain*& slot : slots_) {
+            if (slot != &domain) continue;
+            slot = nullptr;
+            --count_;
+            if (control_ == &domain) control_ = nullptr;
+        }
     }
-    for (Domain*& slot : slots_) {
-        if (slot != &domain) continue;
-        slot = nullptr;
-        --count_;
-        if (control_ == &domain) control_ = nullptr;
-        Domain::destroy(&domain);
-        return;
+    if (domain.is_scheduled()) {
+        domain.begin_dying();
+        scheduler::quiesce(domain);
     }
+    Domain::destroy(&domain);
 }
 
 Domain* DomainTable::by_id(u16 id) const {

@@ -38,6 +38,8 @@ bool DomainVcpu::start(const EntryState& entry, u16 tlb_tag) {
     if (hw_) return true;
     if (!fpu_.init()) return false;
     hw_ = virt::create_vcpu({domain_.stage2_.root(), &domain_.stage2_.generation_counter()}, tlb_tag, entry);
+    // Made on the calling CPU; the scheduler may run it on any.
+    if (hw_ && domain_.is_scheduled()) hw_->release();
     return hw_ != nullptr;
 }
 
@@ -61,7 +63,7 @@ VcpuStop DomainVcpu::run(u64 max_exits) {
         if (interrupts_.pending()) [[unlikely]] interrupts_.deliver(*hw_);
         const ExitInfo exit = hw_->run();
         ++exits_;
-        domain_.count_exit(exit.reason);
+        ++exits_by_reason_[static_cast<u8>(exit.reason)];
         const GuestEnd end = exits_handler_.handle(*hw_, exit);
         if (end == GuestEnd::Running) [[likely]] {
             if (cpu.reschedule_pending.load(MemoryOrder::Relaxed)) [[unlikely]] {
@@ -118,20 +120,34 @@ void DomainVcpu::fire_timer_if_due(u64 now_ns) {
 
 void DomainVcpu::notify(u8 vector) {
     if (vector) interrupts_.raise(vector);
-    if (!sleeping) {
-        event_pending_ = true;  // its next vcpu_block returns at once
-        return;
+    {
+        LockGuard guard(state_lock);
+        if (!sleeping) {
+            event_pending_ = true;  // its next vcpu_block returns at once
+            return;
+        }
+        // The event ends the sleep it was waiting in: nothing stays pending for the next one.
+        sleeping = false;
     }
-    // The event ends the sleep it was waiting in: nothing stays pending for the next one.
-    sleeping = false;
     if (domain_.is_scheduled()) scheduler::update(*this);
 }
 
 bool DomainVcpu::take_event() {
     fire_timer_if_due(time::now_ns());
+    LockGuard guard(state_lock);
     const bool pending = event_pending_ || domain_.events_->pending_for(index_);
     event_pending_ = false;
     return pending;
+}
+
+bool DomainVcpu::try_sleep() {
+    LockGuard guard(state_lock);
+    if (event_pending_ || interrupts_.pending() || domain_.events_->pending_for(index_)) {
+        event_pending_ = false;
+        return false;
+    }
+    sleeping = true;
+    return true;
 }
 
 void DomainVcpu::load_xcr0(u64 value) { x86::xsetbv(0, value); }

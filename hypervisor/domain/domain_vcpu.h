@@ -9,6 +9,7 @@
 #include <hypervisor/guest/virtual_interrupts.h>
 #include <hypervisor/sched/credit_scheduler.h>
 #include <lamina/list.h>
+#include <lamina/spinlock.h>
 
 namespace lamina {
 
@@ -42,7 +43,9 @@ public:
 
     Domain& domain() const { return domain_; }
     u32 index() const { return index_; }
+    static constexpr u8 kExitReasons = static_cast<u8>(ExitReason::Other) + 1;
     u64 exits() const { return exits_; }
+    u64 exits_by_reason(ExitReason reason) const { return exits_by_reason_[static_cast<u8>(reason)]; }
     const ExitInfo& last_exit() const { return last_exit_; }
     Vcpu& hardware() const { return *hw_; }
     const ExitHandler& exit_handler() const { return exits_handler_; }
@@ -59,15 +62,23 @@ public:
     void fire_timer_if_due(u64 now_ns);
     // Takes the pending event, if there is one (vcpu_block returns at once then).
     bool take_event();
+    // After a Blocked stop: true once it sleeps (an event or interrupt wakes it), false when
+    // one came in the meantime (it runs on).
+    bool try_sleep();
     // Whether something would wake it now: an event or an interrupt it can take.
     bool has_work() const { return event_pending_ || interrupts_.pending(); }
 
     // For hypercall handlers: what becomes of the vCPU when the call returns.
     void request(GuestEnd next) { exits_handler_.request(next); }
 
-    // The scheduler's part (hypervisor/sched/cpu_scheduler), and the CPU's timer list.
+    // The scheduler's part (hypervisor/sched/cpu_scheduler) and the CPU's timer list.
+    static constexpr u32 kNoCpu = ~0u;
     sched::SchedVcpu sched;
     ListNode timer_link;
+    u32 timer_cpu = kNoCpu;          // whose timer list it is on
+    Atomic<u32> loaded_on{kNoCpu};   // the CPU running it, until that CPU releases it
+    // Guards sleeping, runnable and the pending event against the CPUs that wake it.
+    SpinLock state_lock;
     bool sleeping = false;   // blocked in HLT or vcpu_block
     bool halted = false;     // HLT with interrupts off: it never runs again
     bool down = false;       // vcpu_down: off until vcpu_up
@@ -92,6 +103,7 @@ private:
     u8 timer_vector_ = 0;
     bool event_pending_ = false;
     u64 exits_ = 0;
+    u64 exits_by_reason_[kExitReasons] = {};
     ExitInfo last_exit_{};
 };
 

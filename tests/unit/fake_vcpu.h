@@ -45,6 +45,7 @@ public:
     u64 pat() const override { return pat_value; }
     void set_pat(u64 pat) override { pat_value = pat; }
     u64 flushed_stage2_generation() const override { return stage2_generation; }
+    void release() override {}
 
     Segment& seg(SegmentRegister s) { return segments[static_cast<u8>(s)]; }
     std::vector<u8> injected_vectors() const {

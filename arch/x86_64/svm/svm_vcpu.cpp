@@ -279,6 +279,9 @@ public:
         dirty_ |= clean::kNestedPaging;
     }
     u64 flushed_stage2_generation() const override { return flushed_generation_; }
+    // Nothing stays in a CPU between VMRUNs: run() on another CPU handles the move
+    // (prepare_unusual_entry).
+    void release() override {}
 
 private:
     static constexpr u32 kNoCpu = ~u32{0};

@@ -240,7 +240,7 @@ void reflect_to_host(u8 vector) {
 
 class VmxVcpu final : public Vcpu {
 public:
-    explicit VmxVcpu(u32 home_cpu) : home_cpu_(home_cpu) {}
+    explicit VmxVcpu(u32 cpu) : active_cpu_(kNoCpu), host_cpu_(cpu) {}
     ~VmxVcpu();
     VmxVcpu(const VmxVcpu&) = delete;
     VmxVcpu& operator=(const VmxVcpu&) = delete;
@@ -269,6 +269,7 @@ public:
     u64 pat() const override { return read_current(Field::GuestPat); }
     void set_pat(u64 pat) override { write_current(Field::GuestPat, pat); }
     u64 flushed_stage2_generation() const override { return flushed_generation_; }
+    void release() override;
 
 private:
     enum class CrWrite : u8 { Done, Faulted, NeedsCore };
@@ -291,6 +292,7 @@ private:
 
     void write_controls(const Controls& controls, u64 eptp_root_phys, u16 vpid);
     void switch_lazy_msrs(PerCpu& cpu);
+    void arrive_on_this_cpu(u32 cpu);
     void flush_stage2(u64 generation);
     void write_host_state();
     void write_entry_state(const EntryState& entry);
@@ -315,7 +317,13 @@ private:
     ExitInfo entry_failed(const char* failure, u64 exit_reason, u64 qualification);
     void log_vmcs_state() const;
 
-    const u32 home_cpu_;
+    static constexpr u32 kNoCpu = ~0u;
+    // The CPU where the VMCS is active (loaded by VMPTRLD and not cleared since), or kNoCpu.
+    // A VMCS may be active on one CPU at a time (SDM Vol. 3C 25.1): release() clears it.
+    mutable u32 active_cpu_;
+    // The CPU whose host state the VMCS holds and whose TLBs were flushed for this VPID and
+    // EPTP at the vCPU's arrival.
+    u32 host_cpu_;
     u64 vmcs_phys_ = 0;
     u64 msr_bitmap_phys_ = 0;
     u64 io_bitmaps_phys_ = 0;
@@ -337,25 +345,50 @@ private:
 };
 
 VmxVcpu::~VmxVcpu() {
-    if (vmcs_phys_) {
-        // VMCLEAR writes back what the CPU caches of the VMCS, so the frame is free only after.
-        LAMINA_ASSERT(this_cpu()->index == home_cpu_);
-        vmclear(vmcs_phys_);
-        memory::free_frames(vmcs_phys_);
-    }
-    if (this_cpu()->lazy_msr_owner == this) this_cpu()->lazy_msr_owner = nullptr;
+    // VMCLEAR writes back what the CPU caches of the VMCS, so the frame is free only after.
+    release();
+    if (vmcs_phys_) memory::free_frames(vmcs_phys_);
     if (msr_bitmap_phys_) memory::free_frames(msr_bitmap_phys_);
     if (io_bitmaps_phys_) memory::free_frames(io_bitmaps_phys_, kIoBitmapFrames);
 }
 
 void VmxVcpu::make_current() const {
-    LAMINA_ASSERT(this_cpu()->index == home_cpu_);
     if (vmptrst() != vmcs_phys_) [[unlikely]] load_vmcs();
 }
 
-// Another vCPU's VMCS was current on this CPU.
+// Another vCPU's VMCS was current on this CPU, or this one is active nowhere.
 [[gnu::noinline]] void VmxVcpu::load_vmcs() const {
+    const u32 cpu = this_cpu()->index;
+    // Active on another CPU: whoever runs vCPUs let two CPUs at it (a hypervisor bug).
+    LAMINA_ASSERT(active_cpu_ == kNoCpu || active_cpu_ == cpu);
     if (!vmptrld(vmcs_phys_)) log_vmptrld_failed();
+    active_cpu_ = cpu;
+}
+
+void VmxVcpu::release() {
+    if (active_cpu_ == kNoCpu) return;
+    PerCpu& cpu = *this_cpu();
+    LAMINA_ASSERT(active_cpu_ == cpu.index);
+    // The guest's lazy MSRs are in this CPU: back into the vCPU, for whichever CPU runs it next.
+    if (cpu.lazy_msr_owner == this) {
+        for (usize i = 0; i < sizeof(x86::kVmxLazyMsrs) / sizeof(u32); ++i) lazy_msrs_[i] = x86::rdmsr(x86::kVmxLazyMsrs[i]);
+        cpu.lazy_msr_owner = nullptr;
+    }
+    vmclear(vmcs_phys_);
+    // A cleared VMCS is entered with VMLAUNCH again (SDM Vol. 3C 25.11.3).
+    launched_ = false;
+    active_cpu_ = kNoCpu;
+}
+
+// The first run on a CPU other than the last: the host state is this CPU's (GS base, TR, GDT,
+// IDT), and its TLBs may hold stale translations tagged with this VPID and EPTP from an earlier
+// visit (or a destroyed domain's vCPU that had them).
+[[gnu::noinline]] void VmxVcpu::arrive_on_this_cpu(u32 cpu) {
+    write_host_state();
+    flush_ept(read(Field::EptPointer));
+    flush_vpid(vpid_);
+    flushed_generation_ = stage2_generation_->load(MemoryOrder::Acquire);
+    host_cpu_ = cpu;
 }
 
 // The failure reports stay out of line: inlined, their argument arrays would cost every caller
@@ -381,7 +414,7 @@ bool VmxVcpu::init(const Stage2Binding& stage2, u16 vpid, const EntryState& entr
     const Capabilities& caps = capabilities();
     Controls controls;
     if (!this_cpu()->virtualization_on) {
-        log::error("vmx: VMX is off on cpu{}", home_cpu_);
+        log::error("vmx: VMX is off on cpu{}", host_cpu_);
         return false;
     }
     if (vpid == 0) {
@@ -418,6 +451,7 @@ bool VmxVcpu::init(const Stage2Binding& stage2, u16 vpid, const EntryState& entr
         log::error("vmx: VMCLEAR/VMPTRLD of a new VMCS at {:#x} failed", vmcs_phys_);
         return false;
     }
+    active_cpu_ = this_cpu()->index;
     vpid_ = vpid;
 
     write_controls(controls, stage2.root, vpid);
@@ -735,6 +769,7 @@ ExitInfo VmxVcpu::run() {
     LAMINA_ASSERT(!x86::interrupts_enabled());
     make_current();
     PerCpu& cpu = *this_cpu();
+    if (host_cpu_ != cpu.index) [[unlikely]] arrive_on_this_cpu(cpu.index);
     if (cpu.lazy_msr_owner != this) [[unlikely]] switch_lazy_msrs(cpu);
     // Built in the caller's slot (every return returns it), so run() keeps no copy on its stack.
     // Not zeroed as a whole: decode_exit fills what the core reads for the reason.
