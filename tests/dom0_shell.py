@@ -10,6 +10,9 @@ Scenarios (--scenario):
   three      three guests side by side: one faults and is reported, the other two tick on; pause,
              unpause, destroy; malformed configs, images and values refused
   soak       200 create/destroy cycles; free memory comes back to the same page count
+  sched      the credit scheduler: a ticker created with cpu_weight, cap and cpus; sched-credit
+             shows and sets a domain's weight and cap and the pool's time slice and rate limit,
+             refusing what is out of range; vcpu-pin and vcpu-list (written for one host CPU)
 
 An expectation that starts with "!" must NOT appear between the previous match and the next one.
   domains  the toolstack with the ticker guest (tests/guests/ticker): images, create (with
@@ -98,6 +101,44 @@ SCENARIOS = {
          'repeat 200 "create ticker name=soak memory=2 ; destroy soak"', "info", "list", "poweroff"],
         ["repeat: 1 runs", "free_memory", "repeat: 200 runs", "free_memory",
          "lamina> list", "dom0", "!soak", "lamina> poweroff", "Powering off.", "dom0 powered off"],
+    ),
+    # One host CPU (--smp 1): every affinity there is shows as "all", and CPU 1 does not exist.
+    "sched": (
+        ["create ticker.cfg cpu_weight=512 cap=50 cpus=0 maxvcpus=2", "sched-credit",
+         "sched-credit -d ticker -w 1024 ; sched-credit -d ticker",
+         "sched-credit -d ticker -c 0 ; sched-credit -d ticker",
+         "sched-credit -d ticker -w 0 ; sched-credit -d ticker -w 65536 ; sched-credit -d ticker -c 101 ; "
+         "sched-credit -d ticker -w x ; sched-credit -w 5 ; sched-credit -d ticker",
+         "sched-credit -t 0 ; sched-credit -t 1001 ; sched-credit -r 50 ; sched-credit -d ticker -t 5 ; "
+         "sched-credit -s",
+         "sched-credit -t 10 -r 500 ; sched-credit -s ; sched-credit -r 0 ; sched-credit -s",
+         "vcpu-list ticker",
+         "vcpu-pin ticker 5 0 ; vcpu-pin ticker all 1 ; vcpu-pin ticker all ^0 ; vcpu-pin nobody 0 0",
+         "vcpu-pin ticker all 0 ; vcpu-list", "destroy ticker", "poweroff"],
+        ["created domain ticker (id ",
+         "lamina> sched-credit", "Cpupool Pool-0: tslice=30ms ratelimit=1000us", "Name", "ID", "Weight", "Cap",
+         "dom0", "256", "ticker", "   512   50",
+         "lamina> sched-credit -d ticker -w 1024", "!sched-credit:", "Weight", "ticker", "  1024   50",
+         "lamina> sched-credit -d ticker -c 0", "!sched-credit:", "Weight", "ticker", "  1024    0",
+         "lamina> sched-credit -d ticker -w 0", "sched-credit: weight 0 is out of range (1 to 65535)",
+         "sched-credit: weight 65536 is out of range (1 to 65535)",
+         "sched-credit: cap 101% is out of range (0 to 100%)",
+         "sched-credit: -w x: not a number", "sched-credit: -w and -c need -d <domain>", "ticker", "  1024    0",
+         "lamina> sched-credit -t 0", "sched-credit: time slice 0 ms is out of range (1 to 1000 ms)",
+         "sched-credit: time slice 1001 ms is out of range (1 to 1000 ms)",
+         "sched-credit: rate limit 50 us is out of range (0, or 100 to 30000 us: the time slice)",
+         "sched-credit: -s, -t and -r are about the pool, -d, -w and -c about a domain: not both",
+         "Cpupool Pool-0: tslice=30ms ratelimit=1000us",
+         "lamina> sched-credit -t 10 -r 500", "!sched-credit:", "Cpupool Pool-0: tslice=10ms ratelimit=500us",
+         "!sched-credit:", "Cpupool Pool-0: tslice=10ms ratelimit=0us",
+         "lamina> vcpu-list ticker", "Name", "VCPU", "CPU", "State", "Time(s)", "Affinity (Hard / Soft)",
+         "ticker", "    0     -   r--", "all / all", "ticker", "    1     -   --p", "all / all",
+         "lamina> vcpu-pin ticker 5 0", "vcpu-pin: domain ", " has no vCPU 5 (0 to 1, or all)",
+         "vcpu-pin: CPU 1 does not exist (the host has only CPU 0)", 'vcpu-pin: "^0" selects no CPU',
+         'vcpu-pin: no domain named "nobody"',
+         "lamina> vcpu-pin ticker all 0", "!vcpu-pin:", "Affinity (Hard / Soft)", "dom0", "all / all",
+         "ticker", "r--", "all / all", "ticker", "--p", "all / all",
+         "lamina> destroy ticker", "lamina> poweroff", "Powering off.", "dom0 powered off"],
     ),
 }
 

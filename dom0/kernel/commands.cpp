@@ -6,6 +6,7 @@
 #include <dom0/kernel/events.h>
 #include <dom0/shell/shell.h>
 #include <dom0/toolstack/field_text.h>
+#include <dom0/toolstack/scheduling.h>
 #include <lamina/abi/hypercall.h>
 #include <lamina/string.h>
 
@@ -63,9 +64,11 @@ public:
     }
 };
 
-// "Domain 3" does not exist, or the call about it failed: one line either way.
-int domain_call_failed(Shell& shell, const char* command, u16 domid, i64 result) {
+// "Domain 3" does not exist, or the call about it failed: one line either way. `call` names the
+// hypercall where the command makes several.
+int domain_call_failed(Shell& shell, const char* command, u16 domid, i64 result, const char* call = nullptr) {
     if (result == -LAMINA_ESRCH) return shell.fail("{}: no domain {}", command, domid);
+    if (call) return shell.fail("{}: domain {}: {}: {}", command, domid, call, lamina_errno_name(result));
     return shell.fail("{}: domain {}: {}", command, domid, lamina_errno_name(result));
 }
 
@@ -82,6 +85,17 @@ bool one_domain(Shell& shell, int argc, const char* const* argv, u16* domid, int
     }
     return true;
 }
+
+// What the host has; false once `command` has said that host_info failed.
+bool read_host_info(Shell& shell, const char* command, lamina_host_info* host) {
+    const i64 result = lamina_hc_host_info(gpa(host));
+    if (result >= 0) return true;
+    shell.fail("{}: host_info: {}", command, lamina_errno_name(result));
+    return false;
+}
+
+// The host's CPUs as a CPU set can hold them.
+u32 host_cpus(const lamina_host_info& host) { return min(max(host.cpus, 1u), toolstack::CpuSet::kMaxCpus); }
 
 const char* state_name(const lamina_domain_info& info) {
     if (info.flags & LAMINA_DOMAIN_FAULTED) return "crashed";
@@ -134,8 +148,7 @@ int list_command(Shell& shell, int argc, const char* const* argv) {
 int info_command(Shell& shell, int argc, const char* const* argv) {
     if (argc != 1) return shell.usage_error(argv[0]);
     lamina_host_info host;
-    const i64 result = lamina_hc_host_info(gpa(&host));
-    if (result < 0) return shell.fail("info: host_info: {}", lamina_errno_name(result));
+    if (!read_host_info(shell, argv[0], &host)) return 1;
     const i64 version = lamina_hc_version();
     if (version < 0) return shell.fail("info: version: {}", lamina_errno_name(version));
     const Seconds uptime(host.uptime_ns);
@@ -291,13 +304,9 @@ int console_command(Shell& shell, int argc, const char* const* argv) {
 // What the host lets a config ask for.
 bool host_limits(Shell& shell, toolstack::Limits* limits) {
     lamina_host_info host;
-    const i64 result = lamina_hc_host_info(gpa(&host));
-    if (result < 0) {
-        shell.fail("create: host_info: {}", lamina_errno_name(result));
-        return false;
-    }
+    if (!read_host_info(shell, "create", &host)) return false;
     *limits = {max<u64>(host.free_pages / kPagesPerMiB, 1), min(max(host.max_vcpus, 1u), LAMINA_MAX_VCPUS),
-               min(max(host.cpus, 1u), toolstack::CpuSet::kMaxCpus)};
+               host_cpus(host)};
     return true;
 }
 
@@ -467,6 +476,209 @@ int top_command(Shell& shell, int argc, const char* const* argv) {
     }
 }
 
+// ---- scheduler ------------------------------------------------------------------------------
+
+// An option's number. Any size: the range check that follows names the valid range.
+bool option_number(Shell& shell, const char* command, char option, const char* text, u64* value) {
+    if (str::parse_u64(text, str::length(text), value)) return true;
+    shell.fail("{}: -{} {}: not a number", command, option, text);
+    return false;
+}
+
+constexpr const char* kSchedCredit = "sched-credit";
+
+// Lamina has one pool of CPUs; xl calls its first one so.
+void print_pool(Shell& shell, const lamina_sched_pool& pool) {
+    shell.print("Cpupool Pool-0: tslice={}ms ratelimit={}us\n", pool.timeslice_ms, pool.ratelimit_us);
+}
+
+// xl sched-credit's columns; "-" where the hypervisor does not say.
+void print_credit_header(Shell& shell) { shell.print("{:<33} {:>4} {:>6} {:>4}\n", "Name", "ID", "Weight", "Cap"); }
+
+void print_credit_row(Shell& shell, const lamina_domain_info& info) {
+    lamina_sched_domain params;
+    shell.print("{:<33} {:>4} ", FieldText(info.name).text, info.domid);
+    if (lamina_hc_sched_get_domain(info.domid, gpa(&params)) < 0) shell.print("{:>6} {:>4}\n", "-", "-");
+    else shell.print("{:>6} {:>4}\n", params.weight, params.cap);
+}
+
+int credit_table(Shell& shell) {
+    lamina_sched_pool pool;
+    const i64 got = lamina_hc_sched_get_pool(gpa(&pool));
+    if (got < 0) return shell.fail("{}: sched_get_pool: {}", kSchedCredit, lamina_errno_name(got));
+    print_pool(shell, pool);
+    print_credit_header(shell);
+    const i64 result = for_each_domain([&](const lamina_domain_info& info) {
+        print_credit_row(shell, info);
+        return true;
+    });
+    if (result < 0) return shell.fail("{}: domain_list: {}", kSchedCredit, lamina_errno_name(result));
+    return 0;
+}
+
+// Shows one domain's weight and cap, or sets those given; the other keeps its value.
+int credit_domain(Shell& shell, const char* domain, const char* weight_text, const char* cap_text) {
+    u16 domid = 0;
+    Message error;
+    if (!shell::parse_domain(domain, shell.domains(), &domid, error))
+        return shell.fail("{}: {}", kSchedCredit, error.text());
+    if (!weight_text && !cap_text) {
+        lamina_domain_info info;
+        const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
+        if (result < 0) return domain_call_failed(shell, kSchedCredit, domid, result);
+        print_credit_header(shell);
+        print_credit_row(shell, info);
+        return 0;
+    }
+    lamina_sched_domain params;
+    const i64 got = lamina_hc_sched_get_domain(domid, gpa(&params));
+    if (got < 0) return domain_call_failed(shell, kSchedCredit, domid, got, "sched_get_domain");
+    u64 weight = params.weight, cap = params.cap;
+    if ((weight_text && !option_number(shell, kSchedCredit, 'w', weight_text, &weight)) ||
+        (cap_text && !option_number(shell, kSchedCredit, 'c', cap_text, &cap)))
+        return 1;
+    lamina_host_info host;
+    if (!read_host_info(shell, kSchedCredit, &host)) return 1;
+    if (!toolstack::check_domain_params(weight, cap, host_cpus(host), error))
+        return shell.fail("{}: {}", kSchedCredit, error.text());
+    const i64 set = lamina_hc_sched_set_domain(domid, weight, cap);
+    return set < 0 ? domain_call_failed(shell, kSchedCredit, domid, set, "sched_set_domain") : 0;
+}
+
+// Shows the pool's time slice and rate limit, or sets those given; the other keeps its value.
+int credit_pool(Shell& shell, const char* timeslice_text, const char* ratelimit_text) {
+    lamina_sched_pool pool;
+    const i64 got = lamina_hc_sched_get_pool(gpa(&pool));
+    if (got < 0) return shell.fail("{}: sched_get_pool: {}", kSchedCredit, lamina_errno_name(got));
+    if (!timeslice_text && !ratelimit_text) {
+        print_pool(shell, pool);
+        return 0;
+    }
+    u64 timeslice_ms = pool.timeslice_ms, ratelimit_us = pool.ratelimit_us;
+    if ((timeslice_text && !option_number(shell, kSchedCredit, 't', timeslice_text, &timeslice_ms)) ||
+        (ratelimit_text && !option_number(shell, kSchedCredit, 'r', ratelimit_text, &ratelimit_us)))
+        return 1;
+    Message error;
+    if (!toolstack::check_pool_params(timeslice_ms, ratelimit_us, error))
+        return shell.fail("{}: {}", kSchedCredit, error.text());
+    const i64 set = lamina_hc_sched_set_pool(timeslice_ms, ratelimit_us);
+    return set < 0 ? shell.fail("{}: sched_set_pool: {}", kSchedCredit, lamina_errno_name(set)) : 0;
+}
+
+// xl sched-credit: -d (with -w, -c) is about a domain, -s (with -t, -r) about the pool; -t and -r
+// imply -s here.
+int sched_credit_command(Shell& shell, int argc, const char* const* argv) {
+    shell::OptionParser options(argc, argv, "d:w:c:st:r:");
+    Message error;
+    const char* domain = nullptr;
+    const char* weight = nullptr;
+    const char* cap = nullptr;
+    const char* timeslice = nullptr;
+    const char* ratelimit = nullptr;
+    bool pool = false;
+    for (char letter; (letter = options.next(error)) != 0;) {
+        switch (letter) {
+            case 'd': domain = options.value(); break;
+            case 'w': weight = options.value(); break;
+            case 'c': cap = options.value(); break;
+            case 's': pool = true; break;
+            case 't': timeslice = options.value(); break;
+            case 'r': ratelimit = options.value(); break;
+            default: return shell.fail("{}: {}", kSchedCredit, error.text());
+        }
+    }
+    if (options.operand_count() != 0) return shell.usage_error(argv[0]);
+    pool = pool || timeslice || ratelimit;
+    if (pool && (domain || weight || cap))
+        return shell.fail("{}: -s, -t and -r are about the pool, -d, -w and -c about a domain: not both",
+                          kSchedCredit);
+    if (pool) return credit_pool(shell, timeslice, ratelimit);
+    if (domain) return credit_domain(shell, domain, weight, cap);
+    if (weight || cap) return shell.fail("{}: -w and -c need -d <domain>", kSchedCredit);
+    return credit_table(shell);
+}
+
+// Sets the hard affinity of one vCPU or all; the soft affinity stays as it is.
+int vcpu_pin_command(Shell& shell, int argc, const char* const* argv) {
+    if (argc != 4) return shell.usage_error(argv[0]);
+    u16 domid = 0;
+    Message error;
+    if (!shell::parse_domain(argv[1], shell.domains(), &domid, error)) return shell.fail("vcpu-pin: {}", error.text());
+    lamina_domain_info info;
+    const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
+    if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
+    if (info.max_vcpus == 0) return shell.fail("vcpu-pin: domain {} has no vCPUs", domid);
+    u32 first = 0, last = info.max_vcpus - 1;
+    if (!str::equal(argv[2], "all")) {
+        u64 vcpu = 0;
+        if (!str::parse_u64(argv[2], str::length(argv[2]), &vcpu) || vcpu > last)
+            return shell.fail("vcpu-pin: domain {} has no vCPU {} (0 to {}, or all)", domid, argv[2], last);
+        first = last = static_cast<u32>(vcpu);
+    }
+    lamina_host_info host;
+    if (!read_host_info(shell, argv[0], &host)) return 1;
+    toolstack::CpuSet hard;
+    if (!toolstack::parse_cpu_list(argv[3], host_cpus(host), hard, error))
+        return shell.fail("vcpu-pin: {}", error.text());
+    auto failed = [&](u32 vcpu, const char* call, i64 result) {
+        return shell.fail("vcpu-pin: domain {} vCPU {}: {}: {}", domid, vcpu, call, lamina_errno_name(result));
+    };
+    for (u32 vcpu = first; vcpu <= last; ++vcpu) {
+        lamina_sched_affinity affinity;
+        const i64 got = lamina_hc_sched_get_affinity(domid, vcpu, gpa(&affinity));
+        if (got < 0) return failed(vcpu, "sched_get_affinity", got);
+        toolstack::store_cpu_set(hard, affinity.hard);
+        const i64 set = lamina_hc_sched_set_affinity(domid, vcpu, gpa(&affinity));
+        if (set < 0) return failed(vcpu, "sched_set_affinity", set);
+    }
+    return 0;
+}
+
+// xl vcpu-list's columns, as far as the ABI has them: no vCPU's current CPU ("-"), and time only
+// per domain (lamina_domain_info.cpu_time_ns), so each row shows its domain's, all vCPUs together.
+void print_vcpus(Shell& shell, const lamina_domain_info& info, u32 cpus) {
+    const Seconds time(info.cpu_time_ns);
+    for (u32 vcpu = 0; vcpu < info.max_vcpus; ++vcpu) {
+        shell.print("{:<32} {:>5} {:>5} {:>5} {:>5} {:>7}.{}  ", FieldText(info.name).text, info.domid, vcpu, "-",
+                    toolstack::vcpu_state(info, vcpu), time.whole, time.tenths);
+        lamina_sched_affinity affinity;
+        if (lamina_hc_sched_get_affinity(info.domid, vcpu, gpa(&affinity)) < 0) {
+            shell.print("- / -\n");
+            continue;
+        }
+        toolstack::format_affinity(shell.out(), toolstack::cpu_set_of(affinity.hard), cpus);
+        shell.print(" / ");
+        toolstack::format_affinity(shell.out(), toolstack::cpu_set_of(affinity.soft), cpus);
+        shell.print("\n");
+    }
+}
+
+int vcpu_list_command(Shell& shell, int argc, const char* const* argv) {
+    if (argc > 2) return shell.usage_error(argv[0]);
+    lamina_domain_info info;
+    if (argc == 2) {
+        u16 domid = 0;
+        int status = 0;
+        if (!one_domain(shell, argc, argv, &domid, &status)) return status;
+        const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
+        if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
+    }
+    lamina_host_info host;
+    if (!read_host_info(shell, argv[0], &host)) return 1;
+    shell.print("{:<32} {:>5} {:>5} {:>5} {:>5} {:>9} {}\n", "Name", "ID", "VCPU", "CPU", "State", "Time(s)",
+                "Affinity (Hard / Soft)");
+    if (argc == 2) {
+        print_vcpus(shell, info, host_cpus(host));
+        return 0;
+    }
+    const i64 result = for_each_domain([&](const lamina_domain_info& each) {
+        print_vcpus(shell, each, host_cpus(host));
+        return true;
+    });
+    if (result < 0) return shell.fail("vcpu-list: domain_list: {}", lamina_errno_name(result));
+    return 0;
+}
+
 int images_command(Shell& shell, int argc, const char* const* argv) {
     if (argc != 1) return shell.usage_error(argv[0]);
     if (boot_images().count() == 0) {
@@ -489,7 +701,7 @@ int poweroff_command(Shell& shell, int argc, const char* const* argv) {
     return shell.fail("poweroff: shutdown: {}", lamina_errno_name(result));
 }
 
-constexpr Command kCommands[] = {
+constexpr Command kSchedCredits[] = {
     {"info", "info", "show the host: hypervisor, CPUs, memory", info_command},
     {"list", "list [domain]", "list the domains (or one)", list_command},
     {"images", "images", "list the boot images (kernels, configs) domains are created from", images_command},
@@ -506,6 +718,14 @@ constexpr Command kCommands[] = {
      console_command},
     {"top", "top [-n iterations] [-d seconds]",
      "show each domain's CPU share and VM exits every -d seconds (2) until a key, or -n times", top_command},
+    {"sched-credit", "sched-credit [-d <domain> [-w <weight>] [-c <cap>]] [-s [-t <tslice_ms>] [-r <ratelimit_us>]]",
+     "show or set domains' credit weight (1 to 65535) and cap (% of a CPU, 0: none), or the pool's (-s) time slice "
+     "and rate limit",
+     sched_credit_command},
+    {"vcpu-pin", "vcpu-pin <domain> <vcpu|all> <cpus>",
+     "pin vCPUs to host CPUs (hard affinity): cpus as in xl, \"all\", \"0-3,5\", \"all,^1\"", vcpu_pin_command},
+    {"vcpu-list", "vcpu-list [domain]", "list every domain's vCPUs (or one's): state, time and CPU affinity",
+     vcpu_list_command},
     {"dmesg", "dmesg", "print the hypervisor's log", dmesg_command},
     {"bench", "bench", "measure hypercalls, domain creation and a domain's cost (LAMINA STAT lines)", bench_command},
     {"poweroff", "poweroff", "end every domain and power the machine off", poweroff_command},
@@ -513,7 +733,7 @@ constexpr Command kCommands[] = {
 
 }  // namespace
 
-CommandTable command_table() { return {kCommands, array_size(kCommands)}; }
+CommandTable command_table() { return {kSchedCredits, array_size(kSchedCredits)}; }
 
 shell::DomainDirectory& domain_directory() {
     static HypervisorDomains directory;

@@ -45,6 +45,12 @@ public:
     i64 get_fault_report(u16 domid, lamina_fault_report& report) override {
         return lamina_hc_domain_get_fault_report(domid, gpa(&report));
     }
+    i64 sched_set_domain(u16 domid, u32 weight, u32 cap) override {
+        return lamina_hc_sched_set_domain(domid, weight, cap);
+    }
+    i64 sched_set_affinity(u16 domid, u32 vcpu, const lamina_sched_affinity& affinity) override {
+        return lamina_hc_sched_set_affinity(domid, vcpu, gpa(&affinity));
+    }
     // Dom0's page tables map its first 4 GiB 1:1: frame G is at G * 4096.
     u8* local_frames(u64 local_gfn, u64 count) override {
         constexpr u64 kMappedFrames = kOwnMemory.size / toolstack::kFrameSize;

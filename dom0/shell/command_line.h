@@ -1,10 +1,9 @@
 // What Dom0's shell does with a line once it is typed: splits it into words, finds the command,
-// and gives the command parsers for its arguments (options, numbers in a range, domains, CPU
-// lists) that explain a refusal in one line.
+// and gives the command parsers for its arguments (options, numbers in a range, domains) that
+// explain a refusal in one line. CPU lists are the toolstack's (parse_cpu_list): configs have them too.
 #pragma once
 
 #include <dom0/toolstack/message.h>
-#include <dom0/toolstack/xl_config.h>
 #include <lamina/format.h>
 #include <lamina/types.h>
 
@@ -102,10 +101,5 @@ protected:
 // is a name (domain names are never all digits). An id is not looked up: the call that uses it
 // says whether the domain exists.
 bool parse_domain(const char* text, DomainDirectory& directory, u16* domid, Message& error);
-
-// A CPU list as xl takes it: comma-separated terms, each "all", "N" or "N-M", and "^" before a
-// term removes its CPUs ("0-3,5", "all,^7"). Every CPU must be below `host_cpus`, and the list
-// must select one at least. `cpus` is replaced.
-bool parse_cpu_list(const char* text, u32 host_cpus, toolstack::CpuSet& cpus, Message& error);
 
 }  // namespace lamina::shell

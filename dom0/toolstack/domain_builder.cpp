@@ -1,5 +1,6 @@
 #include <dom0/toolstack/domain_builder.h>
 
+#include <dom0/toolstack/scheduling.h>
 #include <lamina/abi/errno.h>
 #include <lamina/pvh_builder.h>
 #include <lamina/string.h>
@@ -55,7 +56,7 @@ public:
         created_ = true;
         if (!succeeded("set_max_memory", control_.set_max_memory(domid_, config.max_memory_mib * kFramesPerMiB)) ||
             !succeeded("populate_memory", control_.populate_memory(domid_, 0, frames)) ||
-            !succeeded("set_max_vcpus", control_.set_max_vcpus(domid_, config.max_vcpus)) ||
+            !succeeded("set_max_vcpus", control_.set_max_vcpus(domid_, config.max_vcpus)) || !schedule(config) ||
             !map("map_frames (build window)", 0, frames, kBuildWindowGfn, &window_frames_))
             return false;
         lamina_vcpu_context context{};
@@ -116,6 +117,28 @@ private:
         if (result >= 0) return true;
         error_.set("{}: {}", step, lamina_errno_name(result));
         return false;
+    }
+
+    // The config's cpu_weight and cap, and the hard affinity cpus gives every vCPU. A new vCPU has
+    // no soft affinity, so none is written.
+    bool schedule(const DomainConfig& config) {
+        const i64 result = control_.sched_set_domain(domid_, config.cpu_weight, config.cap);
+        if (result < 0) {
+            error_.set("sched_set_domain (cpu_weight {}, cap {}%): {}", config.cpu_weight, config.cap,
+                       lamina_errno_name(result));
+            return false;
+        }
+        if (!config.cpus_pinned) return true;
+        lamina_sched_affinity affinity{};
+        store_cpu_set(config.cpus, affinity.hard);
+        for (u32 vcpu = 0; vcpu < config.max_vcpus; ++vcpu) {
+            const i64 pinned = control_.sched_set_affinity(domid_, vcpu, affinity);
+            if (pinned < 0) {
+                error_.set("sched_set_affinity (cpus, vCPU {}): {}", vcpu, lamina_errno_name(pinned));
+                return false;
+            }
+        }
+        return true;
     }
 
     bool map(const char* step, u64 gfn, u64 count, u64 local_gfn, u64* mapped) {

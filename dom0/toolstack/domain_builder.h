@@ -2,7 +2,8 @@
 // domain-control hypercalls, as libxl's domain builder does through Xen's domctls.
 //
 //   domain_create(name, PVH) -> set_max_memory(maxmem) -> populate_memory(0, memory)
-//   -> set_max_vcpus(maxvcpus) -> map_frames(all of its RAM at the build window)
+//   -> set_max_vcpus(maxvcpus) -> sched_set_domain(cpu_weight, cap)
+//   -> sched_set_affinity(each vCPU, if cpus pins them) -> map_frames(all of its RAM at the build window)
 //   -> pvh::build (kernel, ramdisk module, command line; the last page of RAM reserved)
 //   -> set_vcpu_context(vCPU 0, the PVH entry) -> unmap_frames(the build window)
 //   -> map_frames(the last page at the domain's console slot, kept mapped)
@@ -17,6 +18,7 @@
 #include <dom0/toolstack/xl_config.h>
 #include <lamina/abi/console.h>
 #include <lamina/abi/domain.h>
+#include <lamina/abi/sched.h>
 #include <lamina/abi/vcpu.h>
 #include <lamina/types.h>
 
@@ -54,6 +56,8 @@ public:
     virtual i64 destroy(u16 domid) = 0;
     virtual i64 get_info(u16 domid, lamina_domain_info& info) = 0;
     virtual i64 get_fault_report(u16 domid, lamina_fault_report& report) = 0;
+    virtual i64 sched_set_domain(u16 domid, u32 weight, u32 cap) = 0;
+    virtual i64 sched_set_affinity(u16 domid, u32 vcpu, const lamina_sched_affinity& affinity) = 0;
 
     // Where Dom0 reaches `count` frames from `local_gfn` once map_frames mapped them there; null
     // if it cannot.

@@ -11,6 +11,12 @@ bool CpuSet::empty() const {
     return true;
 }
 
+bool CpuSet::covers(u32 count) const {
+    for (u32 cpu = 0; cpu < count; ++cpu)
+        if (!contains(cpu)) return false;
+    return true;
+}
+
 namespace {
 
 constexpr const char* kActionNames[] = {"destroy",          "restart",          "rename-restart", "preserve",
@@ -173,6 +179,55 @@ struct Shown {
         text[used] = '\0';
     }
 };
+
+// A CPU number in a list: 1 to 9 decimal digits, as xl reads them (more could not be a CPU).
+bool cpu_number(const char* text, const char* end, u32* out) {
+    if (end == text || end - text > 9) return false;
+    u32 value = 0;
+    for (const char* p = text; p < end; ++p) {
+        if (!is_digit(*p)) return false;
+        value = value * 10 + static_cast<u32>(*p - '0');
+    }
+    *out = value;
+    return true;
+}
+
+// One term of the CPU list `list`, [term, end), applied to `set`.
+bool apply_cpu_term(const char* list, const char* term, const char* end, u32 host_cpus, CpuSet& set,
+                    Message& error) {
+    while (term < end && *term == ' ') ++term;
+    while (end > term && end[-1] == ' ') --end;
+    const bool remove = term < end && *term == '^';
+    if (remove) ++term;
+    u32 first = 0, last = host_cpus - 1;
+    if (!equal_text(term, static_cast<usize>(end - term), "all")) {
+        if (end - term >= 4 && str::compare_bytes(term, "node", 4) == 0) {
+            error.set("NUMA node terms are not supported");
+            return false;
+        }
+        const char* dash = term;
+        while (dash < end && *dash != '-') ++dash;
+        if (!cpu_number(term, dash, &first) || (dash < end && !cpu_number(dash + 1, end, &last))) {
+            error.set("{} is not a CPU list like \"0-3,5\" or \"all,^7\"", Shown(list, str::length(list)).text);
+            return false;
+        }
+        if (dash == end) last = first;
+        if (last < first) {
+            error.set("the range {}-{} runs backwards", first, last);
+            return false;
+        }
+        if (last >= host_cpus) {
+            if (host_cpus == 1) error.set("CPU {} does not exist (the host has only CPU 0)", last);
+            else error.set("CPU {} does not exist (the host has CPUs 0 to {})", last, host_cpus - 1);
+            return false;
+        }
+    }
+    for (u32 cpu = first; cpu <= last; ++cpu) {
+        if (remove) set.remove(cpu);
+        else set.add(cpu);
+    }
+    return true;
+}
 
 template <typename... Args>
 void report(Diagnostic& diagnostic, u32 line, const char* fmt, const Args&... args) {
@@ -491,61 +546,11 @@ private:
         return fail_at(line, "type: unknown type {} (\"pvh\" or \"hvm\")", Shown(value_, value_length_).text);
     }
 
-    // xl's CPU list: terms separated by commas, applied in order; "all", "N" or "N-M" adds, a
-    // leading '^' removes.
     bool apply_cpus(u32 line) {
-        CpuSet set;
-        const char* p = value_;
-        const char* end = value_ + value_length_;
-        for (;;) {
-            const char* term = p;
-            while (p < end && *p != ',') ++p;
-            if (!apply_cpu_term(line, term, p, set)) return false;
-            if (p == end) break;
-            ++p;
-        }
-        if (set.empty()) return fail_at(line, "cpus: {} selects no CPU", Shown(value_, value_length_).text);
-        config_.cpus = set;
+        Message error;
+        if (!parse_cpu_list(value_, limits_.host_cpus, config_.cpus, error))
+            return fail_at(line, "cpus: {}", error.text());
         config_.cpus_pinned = true;
-        return true;
-    }
-
-    bool apply_cpu_term(u32 line, const char* term, const char* end, CpuSet& set) {
-        while (term < end && *term == ' ') ++term;
-        while (end > term && end[-1] == ' ') --end;
-        bool remove = term < end && *term == '^';
-        if (remove) ++term;
-        u32 first = 0, last = 0;
-        u32 cpus = min(limits_.host_cpus, CpuSet::kMaxCpus);
-        if (equal_text(term, static_cast<usize>(end - term), "all")) {
-            last = cpus - 1;
-        } else if (end - term >= 4 && str::compare_bytes(term, "node", 4) == 0) {
-            return fail_at(line, "cpus: NUMA node terms are not supported");
-        } else {
-            const char* dash = term;
-            while (dash < end && *dash != '-') ++dash;
-            if (!cpu_number(line, term, dash, &first)) return false;
-            last = first;
-            if (dash < end && !cpu_number(line, dash + 1, end, &last)) return false;
-            if (last < first) return fail_at(line, "cpus: the range {}-{} runs backwards", first, last);
-            if (last >= cpus) return fail_at(line, "cpus: CPU {} does not exist (the host has {})", last, cpus);
-        }
-        for (u32 cpu = first; cpu <= last; ++cpu) {
-            if (remove) set.remove(cpu);
-            else set.add(cpu);
-        }
-        return true;
-    }
-
-    bool cpu_number(u32 line, const char* text, const char* end, u32* out) {
-        u64 value = 0;
-        usize length = static_cast<usize>(end - text);
-        for (usize i = 0; i < length; ++i)
-            if (!is_digit(text[i])) length = 0;
-        if (length == 0 || length > 9 || !str::parse_u64(text, length, &value))
-            return fail_at(line, "cpus: {} is not a CPU list like \"0-3,5\" or \"all,^7\"",
-                           Shown(value_, value_length_).text);
-        *out = static_cast<u32>(value);
         return true;
     }
 
@@ -601,21 +606,6 @@ void write_string(Sink& sink, const char* key, const char* value) {
     format(sink, "\"\n");
 }
 
-void write_cpus(Sink& sink, const CpuSet& cpus) {
-    format(sink, "cpus = \"");
-    const char* separator = "";
-    for (u32 cpu = 0; cpu < CpuSet::kMaxCpus; ++cpu) {
-        if (!cpus.contains(cpu)) continue;
-        u32 last = cpu;
-        while (cpus.contains(last + 1)) ++last;
-        if (last == cpu) format(sink, "{}{}", separator, cpu);
-        else format(sink, "{}{}-{}", separator, cpu, last);
-        separator = ",";
-        cpu = last;
-    }
-    format(sink, "\"\n");
-}
-
 }  // namespace
 
 bool parse_config(const char* text, usize length, const Limits& limits, DomainConfig& config,
@@ -661,7 +651,11 @@ void format_config(Sink& sink, const DomainConfig& config) {
     if (config.max_memory_mib) format(sink, "maxmem = {}\n", config.max_memory_mib);
     format(sink, "vcpus = {}\n", config.vcpus);
     if (config.max_vcpus) format(sink, "maxvcpus = {}\n", config.max_vcpus);
-    if (config.cpus_pinned) write_cpus(sink, config.cpus);
+    if (config.cpus_pinned) {
+        format(sink, "cpus = \"");
+        format_cpu_list(sink, config.cpus);
+        format(sink, "\"\n");
+    }
     format(sink, "cpu_weight = {}\ncap = {}\n", config.cpu_weight, config.cap);
     write_string(sink, "kernel", config.kernel);
     write_string(sink, "ramdisk", config.ramdisk);
@@ -672,6 +666,38 @@ void format_config(Sink& sink, const DomainConfig& config) {
            action_name(config.on_reboot));
     format(sink, "on_watchdog = \"{}\"\non_crash = \"{}\"\non_soft_reset = \"{}\"\n", action_name(config.on_watchdog),
            action_name(config.on_crash), action_name(config.on_soft_reset));
+}
+
+bool parse_cpu_list(const char* text, u32 host_cpus, CpuSet& cpus, Message& error) {
+    LAMINA_ASSERT(host_cpus >= 1 && host_cpus <= CpuSet::kMaxCpus);
+    CpuSet set;
+    const char* term = text;
+    for (;;) {
+        const char* end = term;
+        while (*end && *end != ',') ++end;
+        if (!apply_cpu_term(text, term, end, host_cpus, set, error)) return false;
+        if (!*end) break;
+        term = end + 1;
+    }
+    if (set.empty()) {
+        error.set("{} selects no CPU", Shown(text, str::length(text)).text);
+        return false;
+    }
+    cpus = set;
+    return true;
+}
+
+void format_cpu_list(Sink& sink, const CpuSet& cpus) {
+    const char* separator = "";
+    for (u32 cpu = 0; cpu < CpuSet::kMaxCpus; ++cpu) {
+        if (!cpus.contains(cpu)) continue;
+        u32 last = cpu;
+        while (cpus.contains(last + 1)) ++last;
+        if (last == cpu) format(sink, "{}{}", separator, cpu);
+        else format(sink, "{}{}-{}", separator, cpu, last);
+        separator = ",";
+        cpu = last;
+    }
 }
 
 const char* action_name(Action action) { return kActionNames[static_cast<usize>(action)]; }

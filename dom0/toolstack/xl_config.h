@@ -24,6 +24,7 @@
 // destroy, on_crash destroy, on_soft_reset soft-reset.
 #pragma once
 
+#include <dom0/toolstack/message.h>
 #include <lamina/assert.h>
 #include <lamina/format.h>
 #include <lamina/types.h>
@@ -35,10 +36,12 @@ enum class DomainType : u8 { Pvh, Hvm };
 // What happens when the domain powers off, reboots, crashes... (xl.cfg(5) "Event Actions").
 enum class Action : u8 { Destroy, Restart, RenameRestart, Preserve, CoredumpDestroy, CoredumpRestart, SoftReset };
 
-// A set of host CPUs (hard affinity).
+// A set of host CPUs (hard affinity). Bit c of words[c / 64] is CPU c, as in the ABI's affinity
+// bitmaps (lamina_sched_affinity).
 struct CpuSet {
     static constexpr u32 kMaxCpus = 256;
-    u64 words[kMaxCpus / 64] = {};
+    static constexpr u32 kWords = kMaxCpus / 64;
+    u64 words[kWords] = {};
 
     void add(u32 cpu) {
         LAMINA_ASSERT(cpu < kMaxCpus);
@@ -50,7 +53,19 @@ struct CpuSet {
     }
     bool contains(u32 cpu) const { return cpu < kMaxCpus && ((words[cpu / 64] >> (cpu % 64)) & 1); }
     bool empty() const;
+    // Whether it holds each of CPUs 0 to count - 1: every CPU of a host with `count`.
+    bool covers(u32 count) const;
 };
+
+// xl's CPU list, as the cpus key and vcpu-pin take it: terms separated by commas and applied in
+// order, "all", "N" or "N-M" adds, a leading '^' removes ("0-3,5", "all,^7"); blanks around a
+// term are fine. Every CPU must be below `host_cpus` (1 to CpuSet::kMaxCpus) and the list must
+// select one at least; NUMA "node:" terms are refused. `cpus` is replaced. False with a one-line
+// `error` that names neither the key nor the command: the caller puts that in front.
+bool parse_cpu_list(const char* text, u32 host_cpus, CpuSet& cpus, Message& error);
+
+// Writes `cpus` as xl writes CPU lists, ranges joined by commas ("0-3,5"); an empty set as nothing.
+void format_cpu_list(Sink& sink, const CpuSet& cpus);
 
 struct DomainConfig {
     static constexpr usize kNameCapacity = 64;          // 63 characters and the NUL

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <dom0/toolstack/domain_builder.h>
+#include <dom0/toolstack/scheduling.h>
 #include <lamina/abi/errno.h>
 
 #include <cstdio>
@@ -32,6 +33,9 @@ public:
         u64 console_gfn = 0;
         u32 console_port = 0;
         u64 cpu_time_ns = 0;
+        u32 weight = LAMINA_SCHED_WEIGHT_DEFAULT;
+        u32 cap = 0;
+        std::vector<lamina_sched_affinity> affinity;  // one per vCPU: every CPU, no soft
     };
     struct Mapping {
         u16 domid;
@@ -44,6 +48,7 @@ public:
     std::set<u32> ports;
     std::vector<std::string> calls;
     std::map<std::string, i64> failures;  // a call's name -> what it returns instead
+    u32 host_cpus = 4;
     u16 next_domid = 1;
     u32 next_port = 5;
 
@@ -76,6 +81,9 @@ public:
         if (i64 r = call("set_max_vcpus", domid, count)) return r;
         if (!domains.count(domid)) return -LAMINA_ESRCH;
         domain(domid).max_vcpus = count;
+        lamina_sched_affinity every_cpu{};
+        for (u64& word : every_cpu.hard) word = ~u64{0};
+        domain(domid).affinity.assign(count, every_cpu);
         return 0;
     }
     i64 map_frames(u16 domid, u64 first_gfn, u64 count, u64 local_gfn) override {
@@ -172,6 +180,28 @@ public:
         std::snprintf(report.reason, sizeof(report.reason), "%s", domain(domid).fault_reason.c_str());
         return 0;
     }
+    // As the hypervisor: -EINVAL for a weight or cap out of range, or a hard affinity without a
+    // CPU of the host's `host_cpus`.
+    i64 sched_set_domain(u16 domid, u32 weight, u32 cap) override {
+        if (i64 r = call("sched_set_domain", domid, weight, cap)) return r;
+        if (!domains.count(domid)) return -LAMINA_ESRCH;
+        if (weight < LAMINA_SCHED_WEIGHT_MIN || weight > LAMINA_SCHED_WEIGHT_MAX || cap > 100 * host_cpus)
+            return -LAMINA_EINVAL;
+        domain(domid).weight = weight;
+        domain(domid).cap = cap;
+        return 0;
+    }
+    i64 sched_set_affinity(u16 domid, u32 vcpu, const lamina_sched_affinity& affinity) override {
+        if (i64 r = call("sched_set_affinity", domid, vcpu, cpu_words(affinity.hard))) return r;
+        if (!domains.count(domid)) return -LAMINA_ESRCH;
+        if (vcpu >= domain(domid).affinity.size()) return -LAMINA_EINVAL;
+        const toolstack::CpuSet hard = toolstack::cpu_set_of(affinity.hard);
+        bool online = false;
+        for (u32 cpu = 0; cpu < host_cpus; ++cpu) online = online || hard.contains(cpu);
+        if (!online) return -LAMINA_EINVAL;
+        domain(domid).affinity[vcpu] = affinity;
+        return 0;
+    }
     u8* local_frames(u64 local_gfn, u64 count) override {
         for (const auto& [local, m] : mappings)
             if (local <= local_gfn && local_gfn + count <= local + m.count)
@@ -198,6 +228,12 @@ private:
         char text[24];
         std::snprintf(text, sizeof(text), "%#llx", static_cast<unsigned long long>(value));
         return text;
+    }
+    // A bitmap as the calls record it: its words in hex, lowest first ("0xf,0,0,0").
+    static std::string cpu_words(const u64 (&bitmap)[toolstack::CpuSet::kWords]) {
+        std::string out;
+        for (u64 word : bitmap) out += (out.empty() ? "" : ",") + hex(word);
+        return out;
     }
     static std::string word(const std::string& s) { return s; }
     static std::string word(const char* s) { return s; }

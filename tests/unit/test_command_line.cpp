@@ -13,7 +13,6 @@
 
 using namespace lamina;
 using namespace lamina::shell;
-using lamina::toolstack::CpuSet;
 
 namespace {
 
@@ -278,72 +277,4 @@ TEST_CASE("parse_domain: a failed lookup says why") {
     directory.failure = -1000;
     CHECK_FALSE(parse_domain("web", directory, &id, error));
     CHECK(std::string(error.text()) == "looking up domain \"web\": E?");
-}
-
-namespace {
-
-std::string cpus(const CpuSet& set) {
-    std::string out;
-    for (u32 cpu = 0; cpu < CpuSet::kMaxCpus; ++cpu)
-        if (set.contains(cpu)) out += (out.empty() ? "" : " ") + std::to_string(cpu);
-    return out;
-}
-
-std::string cpu_list(const char* text, u32 host_cpus = 8) {
-    CpuSet set;
-    set.add(200);  // replaced on success
-    Message error;
-    if (!parse_cpu_list(text, host_cpus, set, error)) {
-        CHECK(set.contains(200));  // untouched on failure
-        return std::string("error: ") + error.text();
-    }
-    return cpus(set);
-}
-
-}  // namespace
-
-TEST_CASE("parse_cpu_list: all, numbers, ranges, exclusions") {
-    CHECK(cpu_list("all") == "0 1 2 3 4 5 6 7");
-    CHECK(cpu_list("all", 1) == "0");
-    CHECK(cpu_list("0-3,5") == "0 1 2 3 5");
-    CHECK(cpu_list("5,0-3") == "0 1 2 3 5");
-    CHECK(cpu_list("7") == "7");
-    CHECK(cpu_list("2-2") == "2");
-    CHECK(cpu_list("all,^7") == "0 1 2 3 4 5 6");
-    CHECK(cpu_list("0-7,^2-5,3") == "0 1 3 6 7");
-    CHECK(cpu_list("^1,1") == "1");
-    CHECK(cpu_list("0x3") == "3");
-    CHECK(cpu_list("all", 256).size() > 0);
-    CHECK(cpu_list("255", 256) == "255");
-}
-
-TEST_CASE("parse_cpu_list: every malformed list is refused with its reason") {
-    const std::string kBad = ": not a CPU list like \"0-3,5\" or \"all,^7\"";
-    CHECK(cpu_list("") == "error: " + kBad);
-    CHECK(cpu_list("x") == "error: x" + kBad);
-    CHECK(cpu_list("0,,1") == "error: 0,,1" + kBad);
-    CHECK(cpu_list("0,") == "error: 0," + kBad);
-    CHECK(cpu_list(",0") == "error: ,0" + kBad);
-    CHECK(cpu_list("1-") == "error: 1-" + kBad);
-    CHECK(cpu_list("-1") == "error: -1" + kBad);
-    CHECK(cpu_list("1-2-3") == "error: 1-2-3" + kBad);
-    CHECK(cpu_list("^") == "error: ^" + kBad);
-    CHECK(cpu_list("^^1") == "error: ^^1" + kBad);
-    CHECK(cpu_list("All") == "error: All" + kBad);
-    CHECK(cpu_list("node:0") == "error: node:0" + kBad);
-    CHECK(cpu_list(" 1") == "error:  1" + kBad);
-    CHECK(cpu_list("99999999999999999999999") == "error: 99999999999999999999999" + kBad);
-    CHECK(cpu_list("5-2") == "error: 5-2: the range 5-2 runs backwards");
-    CHECK(cpu_list("8") == "error: 8: CPU 8 does not exist (the host has 8)");
-    CHECK(cpu_list("0-300") == "error: 0-300: CPU 300 does not exist (the host has 8)");
-    CHECK(cpu_list("256", 256) == "error: 256: CPU 256 does not exist (the host has 256)");
-    CHECK(cpu_list("all,^0-7") == "error: all,^0-7: selects no CPU");
-    CHECK(cpu_list("^3") == "error: ^3: selects no CPU");
-}
-
-TEST_CASE("parse_cpu_list: the host's CPU count must be one the set can hold") {
-    CpuSet set;
-    Message error;
-    CHECK_THROWS_AS(parse_cpu_list("0", 0, set, error), AssertionFailure);
-    CHECK_THROWS_AS(parse_cpu_list("0", CpuSet::kMaxCpus + 1, set, error), AssertionFailure);
 }

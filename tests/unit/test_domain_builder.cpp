@@ -6,6 +6,7 @@
 #include "elf_builder.h"
 #include "fake_domain_control.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -68,6 +69,7 @@ TEST_CASE("domain builder: the calls in order, and a domain that runs") {
                                  "set_max_memory 1 2048",
                                  "populate_memory 1 0 2048",
                                  "set_max_vcpus 1 1",
+                                 "sched_set_domain 1 256 0",
                                  "map_frames 1 0 2048 0x80000",
                                  "set_vcpu_context 1 0",
                                  "unmap_frames 0x80000 2048",
@@ -151,6 +153,7 @@ TEST_CASE("domain builder: a step that fails undoes the steps before it") {
         {"set_max_memory", -LAMINA_EINVAL, "set_max_memory: EINVAL", {"destroy"}},
         {"populate_memory", -LAMINA_ENOMEM, "populate_memory: ENOMEM", {"destroy"}},
         {"set_max_vcpus", -LAMINA_EINVAL, "set_max_vcpus: EINVAL", {"destroy"}},
+        {"sched_set_domain", -LAMINA_EINVAL, "sched_set_domain (cpu_weight 256, cap 0%): EINVAL", {"destroy"}},
         {"map_frames", -LAMINA_EFAULT, "map_frames (build window): EFAULT", {"destroy"}},
         {"set_vcpu_context", -LAMINA_EINVAL, "set_vcpu_context: EINVAL", {"unmap_frames", "destroy"}},
         // The window stays mapped, so the hypervisor refuses to destroy the domain: the error says so.
@@ -174,13 +177,66 @@ TEST_CASE("domain builder: a step that fails undoes the steps before it") {
     }
 }
 
+TEST_CASE("domain builder: cpu_weight, cap and cpus are applied before the domain runs") {
+    Setup s;
+    s.config = finished_config("name = \"web\"\nmemory = 4\nvcpus = 2\nmaxvcpus = 3\ncpu_weight = 512\ncap = 50\n"
+                               "cpus = \"1-2\"\nkernel = \"k\"\n");
+    REQUIRE(s.build());
+    CHECK(std::vector<std::string>(s.control.calls.begin() + 3, s.control.calls.begin() + 8) ==
+          std::vector<std::string>{"set_max_vcpus 1 3", "sched_set_domain 1 512 50",
+                                   "sched_set_affinity 1 0 0x6,0,0,0", "sched_set_affinity 1 1 0x6,0,0,0",
+                                   "sched_set_affinity 1 2 0x6,0,0,0"});
+    CHECK(s.control.calls.back() == "unpause 1");
+    const FakeDomainControl::Domain& web = s.control.domain(1);
+    CHECK(web.weight == 512);
+    CHECK(web.cap == 50);
+    for (const lamina_sched_affinity& affinity : web.affinity) {
+        CHECK(affinity.hard[0] == 0x6);
+        CHECK(affinity.soft[0] == 0);  // a new vCPU's: no preference
+    }
+}
+
+TEST_CASE("domain builder: without cpus every vCPU keeps the hypervisor's affinity") {
+    Setup s;
+    s.config = finished_config("name = \"web\"\nmemory = 4\nvcpus = 2\nkernel = \"k\"\n");
+    REQUIRE(s.build());
+    const std::vector<std::string> names = s.control.names();
+    CHECK(std::count(names.begin(), names.end(), "sched_set_affinity") == 0);
+    CHECK(s.control.domain(1).affinity[1].hard[0] == ~u64{0});
+}
+
+TEST_CASE("domain builder: scheduling the hypervisor refuses undoes the build, in one line") {
+    Setup s;
+    SECTION("a cap beyond the host's CPUs") {
+        s.control.host_cpus = 1;
+        s.config = finished_config("name = \"web\"\nmemory = 4\nvcpus = 2\ncap = 200\nkernel = \"k\"\n");
+        CHECK_FALSE(s.build());
+        CHECK(std::string(s.error.text()) == "sched_set_domain (cpu_weight 256, cap 200%): EINVAL");
+        CHECK(s.control.names(4) == std::vector<std::string>{"sched_set_domain", "destroy"});
+    }
+    SECTION("cpus without a CPU the host runs") {
+        s.control.host_cpus = 2;
+        s.config = finished_config("name = \"web\"\nmemory = 4\ncpus = \"3\"\nkernel = \"k\"\n");
+        CHECK_FALSE(s.build());
+        CHECK(std::string(s.error.text()) == "sched_set_affinity (cpus, vCPU 0): EINVAL");
+        CHECK(s.control.names(5) == std::vector<std::string>{"sched_set_affinity", "destroy"});
+    }
+    SECTION("any other refusal, with its error") {
+        s.config = finished_config("name = \"web\"\nmemory = 4\nvcpus = 2\ncpus = \"0\"\nkernel = \"k\"\n");
+        s.control.failures["sched_set_affinity"] = -LAMINA_EPERM;
+        CHECK_FALSE(s.build());
+        CHECK(std::string(s.error.text()) == "sched_set_affinity (cpus, vCPU 0): EPERM");
+    }
+    s.check_nothing_left();
+}
+
 TEST_CASE("domain builder: the console page mapping failing is undone too") {
     Setup s;
     // The second map_frames (the console page) at a slot something else holds.
     s.control.mappings[kConsoleSlotBase + 1] = {99, 0, 1};
     CHECK_FALSE(s.build());
     CHECK(std::string(s.error.text()) == "map_frames (console page): EEXIST");
-    CHECK(s.control.names(7) == std::vector<std::string>{"map_frames", "destroy"});
+    CHECK(s.control.names(8) == std::vector<std::string>{"map_frames", "destroy"});
     CHECK(s.control.domains.empty());
 }
 
@@ -217,7 +273,7 @@ TEST_CASE("domain builder: the largest domain fits the build window") {
     Setup s;
     s.config = finished_config("name = \"big\"\nmemory = 512\nkernel = \"k\"\n");
     REQUIRE(s.build());
-    CHECK(s.control.calls[4] == "map_frames 1 0 131072 0x80000");
+    CHECK(s.control.calls[5] == "map_frames 1 0 131072 0x80000");
 }
 
 TEST_CASE("domain builder: a kernel that does not load is refused and the domain destroyed") {
@@ -248,7 +304,7 @@ TEST_CASE("domain builder: a kernel that does not load is refused and the domain
         CHECK(std::string(s.error.text()) ==
               "loading ticker: segment 0 [0x7ff000, 0x7ff100) overlaps reserved region 0");
     }
-    CHECK(s.control.names(5) == std::vector<std::string>{"unmap_frames", "destroy"});
+    CHECK(s.control.names(6) == std::vector<std::string>{"unmap_frames", "destroy"});
     s.check_nothing_left();
 }
 

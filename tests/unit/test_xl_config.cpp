@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 #include <dom0/toolstack/xl_config.h>
 #include <lamina/format.h>
 
@@ -332,13 +334,106 @@ TEST_CASE("xl config: cpus") {
     CHECK(parse("cpus = 3")->ok);
 
     CHECK(error_of("cpus = \"3-1\"") == "line 1: cpus: the range 3-1 runs backwards");
-    CHECK(error_of("cpus = \"8\"") == "line 1: cpus: CPU 8 does not exist (the host has 8)");
+    CHECK(error_of("cpus = \"8\"") == "line 1: cpus: CPU 8 does not exist (the host has CPUs 0 to 7)");
     CHECK(error_of("cpus = \"0-99999999999\"").find("is not a CPU list") != std::string::npos);
     CHECK(error_of("cpus = \"node:0\"") == "line 1: cpus: NUMA node terms are not supported");
     CHECK(error_of("cpus = \"nodes:0-1\"") == "line 1: cpus: NUMA node terms are not supported");
     CHECK(error_of("cpus = \"^0\"") == "line 1: cpus: \"^0\" selects no CPU");
     for (const char* bad : {"", "0,,1", "x", "1-", "-1", "0-3,", "1-2-3", "^", "all-3"})
         CHECK(error_of(std::string("cpus = \"") + bad + "\"").find("is not a CPU list like") != std::string::npos);
+}
+
+namespace {
+
+std::string members(const CpuSet& set) {
+    std::string out;
+    for (u32 cpu = 0; cpu < CpuSet::kMaxCpus; ++cpu)
+        if (set.contains(cpu)) out += (out.empty() ? "" : " ") + std::to_string(cpu);
+    return out;
+}
+
+// The CPUs the list selects, or "error: " and why.
+std::string cpu_list(const char* text, u32 host_cpus = 8) {
+    CpuSet set;
+    set.add(200);  // replaced on success
+    Message error;
+    if (!parse_cpu_list(text, host_cpus, set, error)) {
+        CHECK(set.contains(200));  // untouched on failure
+        return std::string("error: ") + error.text();
+    }
+    return members(set);
+}
+
+std::string written_cpu_list(const CpuSet& set) {
+    char text[Message::kCapacity];
+    BufferSink sink(text, sizeof(text));
+    format_cpu_list(sink, set);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("cpu list: all, numbers, ranges, exclusions") {
+    CHECK(cpu_list("all") == "0 1 2 3 4 5 6 7");
+    CHECK(cpu_list("all", 1) == "0");
+    CHECK(cpu_list("0-3,5") == "0 1 2 3 5");
+    CHECK(cpu_list("5,0-3") == "0 1 2 3 5");
+    CHECK(cpu_list("7") == "7");
+    CHECK(cpu_list("2-2") == "2");
+    CHECK(cpu_list("all,^7") == "0 1 2 3 4 5 6");
+    CHECK(cpu_list("0-7,^2-5,3") == "0 1 3 6 7");
+    CHECK(cpu_list("^1,1") == "1");
+    CHECK(cpu_list(" 1 , 3") == "1 3");
+    CHECK(cpu_list("all", 256).size() > 0);
+    CHECK(cpu_list("255", 256) == "255");
+}
+
+TEST_CASE("cpu list: every malformed list is refused with its reason") {
+    const std::string kBad = " is not a CPU list like \"0-3,5\" or \"all,^7\"";
+    for (const char* bad : {"", "x", "0,,1", "0,", ",0", "1-", "-1", "1-2-3", "^", "^^1", "All", "0x3",
+                            "99999999999999999999999"})
+        CHECK(cpu_list(bad) == "error: \"" + std::string(bad) + "\"" + kBad);
+    CHECK(cpu_list("node:0") == "error: NUMA node terms are not supported");
+    CHECK(cpu_list("5-2") == "error: the range 5-2 runs backwards");
+    CHECK(cpu_list("8") == "error: CPU 8 does not exist (the host has CPUs 0 to 7)");
+    CHECK(cpu_list("0-300") == "error: CPU 300 does not exist (the host has CPUs 0 to 7)");
+    CHECK(cpu_list("1", 1) == "error: CPU 1 does not exist (the host has only CPU 0)");
+    CHECK(cpu_list("256", 256) == "error: CPU 256 does not exist (the host has CPUs 0 to 255)");
+    CHECK(cpu_list("all,^0-7") == "error: \"all,^0-7\" selects no CPU");
+    CHECK(cpu_list("^3") == "error: \"^3\" selects no CPU");
+    // A long list is cut short in the message, which stays one line.
+    const std::string long_list(300, '9');
+    CHECK(cpu_list(long_list.c_str()).size() < Message::kCapacity);
+}
+
+TEST_CASE("cpu list: the host's CPU count must be one the set can hold") {
+    CpuSet set;
+    Message error;
+    CHECK_THROWS_AS(parse_cpu_list("0", 0, set, error), AssertionFailure);
+    CHECK_THROWS_AS(parse_cpu_list("0", CpuSet::kMaxCpus + 1, set, error), AssertionFailure);
+}
+
+TEST_CASE("cpu list: written as ranges, and read back the same") {
+    CpuSet set;
+    CHECK(written_cpu_list(set).empty());
+    for (u32 cpu : {0u, 1u, 2u, 3u, 5u, 7u, 8u, 63u, 64u, 65u, 255u}) set.add(cpu);
+    CHECK(written_cpu_list(set) == "0-3,5,7-8,63-65,255");
+    CpuSet again;
+    Message error;
+    REQUIRE(parse_cpu_list(written_cpu_list(set).c_str(), CpuSet::kMaxCpus, again, error));
+    CHECK(members(again) == members(set));
+}
+
+TEST_CASE("cpu set: covers says whether it holds every CPU of a host") {
+    CpuSet set;
+    CHECK(set.covers(0));
+    CHECK_FALSE(set.covers(1));
+    for (u32 cpu = 0; cpu < 70; ++cpu) set.add(cpu);
+    CHECK(set.covers(70));
+    CHECK_FALSE(set.covers(71));
+    set.remove(64);
+    CHECK(set.covers(64));
+    CHECK_FALSE(set.covers(65));
 }
 
 TEST_CASE("xl config: a key set twice: the last value wins, with a warning") {
