@@ -7,7 +7,9 @@
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
 #include <hypervisor/platform.h>
+#include <hypervisor/percpu.h>
 #include <lamina/atomic.h>
+#include <lamina/spinlock.h>
 
 namespace lamina::console {
 namespace {
@@ -18,8 +20,8 @@ constexpr usize kRingSize = 4096;
 
 Uart16550* uart = nullptr;
 
-// One producer (the receive interrupt, or the reader polling when there is none) and one
-// consumer (Dom0's console_read), both on the boot CPU with interrupts off around the consumer.
+// One producer at a time (the receive interrupt on the boot CPU, or a poll on whichever CPU
+// asks: uart_lock) and one consumer (Dom0's console_read).
 char ring[kRingSize];
 Atomic<u64> produced{0};
 Atomic<u64> consumed{0};
@@ -73,12 +75,19 @@ void take_byte(char c) {
     deliver(c);
 }
 
+// Taken with interrupts off (hypercalls, the scheduler's loop) or in the receive interrupt,
+// so the interrupt never finds its own CPU holding it.
+SpinLock uart_lock;
+
 void drain_uart() {
+    LockGuard guard(uart_lock);
     for (int c; uart && (c = uart->read_byte()) >= 0;) take_byte(static_cast<char>(c));
 }
 
 void receive_interrupt(x86::InterruptFrame&) {
     drain_uart();
+    // The scheduler's loop on this CPU hands the input to the control domain.
+    this_cpu()->reschedule_pending.store(true, MemoryOrder::Relaxed);
     apic::end_of_interrupt();
 }
 
@@ -103,8 +112,7 @@ void start_input(Uart16550& console_uart) {
 
 usize read(char* out, usize size) {
     // Polled as well: under QEMU 7.2 (TCG, nested SVM, q35) the UART's IRQ reaches the I/O APIC
-    // (its trace shows pin 4 raised) but never the CPU; Bochs delivers it. Both run on the boot
-    // CPU with interrupts off, so the poll and the interrupt never interleave.
+    // (its trace shows pin 4 raised) but never the CPU; Bochs delivers it.
     drain_uart();
     usize count = 0;
     u64 tail = consumed.load(MemoryOrder::Relaxed);

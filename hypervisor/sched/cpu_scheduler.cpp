@@ -15,7 +15,7 @@ namespace {
 
 constexpr u32 kNoCpu = DomainVcpu::kNoCpu;
 // Typed input wakes the control domain. Its interrupt does that on Bochs; QEMU 7.2 never
-// delivers it (hypervisor/console.cpp), so the boot CPU, idle, also looks this often.
+// delivers it (hypervisor/console.cpp), so the boot CPU also looks this often.
 constexpr u64 kConsolePollNs = 10 * sched::kNsPerMs;
 constexpr u32 kConsoleCpu = 0;  // the UART's interrupt is routed there
 
@@ -52,7 +52,13 @@ void reschedule(u32 cpu) {
     }
 }
 
+// The CPU's one-shot timer for `deadline_ns`, or stopped for kNever.
 void arm(CpuState& state, u64 deadline_ns, u64 now_ns) {
+    if (deadline_ns == sched::kNever) {
+        apic::stop_timer();
+        state.armed_ns = 0;
+        return;
+    }
     state.armed_ns = deadline_ns;
     apic::arm_timer(deadline_ns > now_ns ? deadline_ns - now_ns : 0);
 }
@@ -153,8 +159,10 @@ void timer_changed(DomainVcpu& vcpu) {
         else mine.timers.push_back(vcpu);
         vcpu.timer_cpu = me;
     }
-    // Sooner than the CPU's timer: it has to come out of the guest for it.
-    if (!mine.armed_ns || deadline < mine.armed_ns) arm(mine, deadline, time::now_ns());
+    // Sooner than the CPU's timer (or that one went off already): it has to come out of the
+    // guest for it.
+    const u64 now = time::now_ns();
+    if (!mine.armed_ns || deadline < mine.armed_ns || mine.armed_ns <= now) arm(mine, deadline, now);
 }
 
 void yield(DomainVcpu& vcpu) {
@@ -203,9 +211,10 @@ void run_this_cpu() {
             loaded = nullptr;
         }
         u64 wake = earliest(decision.next_event_ns, earliest_timer(state));
+        // Input reaches the control domain through this loop on the console's CPU, idle or not.
+        if (me == kConsoleCpu && domains().control_domain()) wake = earliest(wake, now + kConsolePollNs);
         if (!next) {
-            if (me == kConsoleCpu && domains().control_domain()) wake = earliest(wake, now + kConsolePollNs);
-            if (wake != sched::kNever) arm(state, wake, now);
+            arm(state, wake, now);
             // STI's shadow covers HLT: an interrupt cannot slip in between and be missed.
             x86::enable_interrupts_and_halt();
             continue;
@@ -215,7 +224,7 @@ void run_this_cpu() {
             x86::pause();
         next->loaded_on.store(me, MemoryOrder::Relaxed);
         loaded = next;
-        if (wake != sched::kNever) arm(state, wake, now);
+        arm(state, wake, now);
         const VcpuStop stop = next->run(~u64{0});
         x86::disable_interrupts();
         if (stop == VcpuStop::Blocked) {
