@@ -727,7 +727,9 @@ constexpr Command kSchedCredits[] = {
     {"vcpu-list", "vcpu-list [domain]", "list every domain's vCPUs (or one's): state, time and CPU affinity",
      vcpu_list_command},
     {"dmesg", "dmesg", "print the hypervisor's log", dmesg_command},
-    {"bench", "bench", "measure hypercalls, domain creation and a domain's cost (LAMINA STAT lines)", bench_command},
+    {"bench", "bench [wake]",
+     "measure hypercalls, domain creation and a domain's cost, or (wake) how late Dom0 wakes from its timer",
+     bench_command},
     {"poweroff", "poweroff", "end every domain and power the machine off", poweroff_command},
 };
 
