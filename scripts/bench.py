@@ -10,7 +10,6 @@ Python 3 standard library only.
 
 import argparse
 import json
-import re
 import struct
 import subprocess
 import sys
@@ -19,6 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "scripts" / "emu_run.py"
+sys.path.insert(0, str(REPO / "tests"))
+from dom0_shell import fairness_scenario  # noqa: E402
+from shell_figures import stats as shell_stats, top_shares  # noqa: E402
 
 # name -> (emu_run.py arguments, hypervisor command line, Dom0 shell input). A run without input
 # boots the normal entry (no self-test) and stops shortly after READY; `bench` on the command
@@ -34,6 +36,13 @@ RUNS = {
     "dom0-svm": (["--emu", "qemu", "--smp", "1", "--mem", "512", "--icount"], "emu_exit", "bench\npoweroff\n"),
     "dom0-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "1", "--mem", "512"], "emu_exit",
                  "bench\npoweroff\n"),
+    # The credit scheduler's figures (tests/dom0_shell.py's fairness scenarios).
+    "sched-2cpu": (["--emu", "qemu", "--smp", "2", "--mem", "512", "--icount"], "emu_exit",
+                   "".join(c + "\n" for c in fairness_scenario(2)[0])),
+    "sched-4cpu": (["--emu", "qemu", "--smp", "4", "--mem", "512", "--icount"], "emu_exit",
+                   "".join(c + "\n" for c in fairness_scenario(4)[0])),
+    "sched-2cpu-vmx": (["--emu", "bochs", "--cpu-vendor", "vmx", "--smp", "2", "--mem", "512"], "emu_exit",
+                       "".join(c + "\n" for c in fairness_scenario(2)[0])),
 }
 
 # (label, unit, run, STAT key)
@@ -63,6 +72,14 @@ ROWS = [
     ("Hypervisor memory per extra domain beyond its RAM, QEMU SVM", "KiB", "dom0-svm", "domain_overhead_kib"),
     ("Hypervisor memory per extra domain beyond its RAM, Bochs VMX", "KiB", "dom0-vmx", "domain_overhead_kib"),
 ]
+# Three 2-vCPU (4-vCPU on 4 CPUs) CPU-bound domains, weights 256/512/1024 (ideal 2/7, 4/7, 8/7
+# of a CPU on 2 CPUs), then one capped at 25 beside a hog, then Dom0's wake-up latency.
+for run, clock in (("sched-2cpu", "QEMU SVM 2 CPUs (icount)"), ("sched-4cpu", "QEMU SVM 4 CPUs (icount)"),
+                   ("sched-2cpu-vmx", "Bochs VMX 2 CPUs")):
+    ROWS += [(f"CPU share, weight {w}, {clock}", "% of a CPU", run, f"top0_w{w}_pct") for w in (256, 512, 1024)]
+    ROWS += [(f"CPU share, cap 25, {clock}", "% of a CPU", run, "top1_capped_pct"),
+             (f"Dom0 wake-up latency beside CPU hogs, max, {clock}", "us", run, "wake_latency_max_us"),
+             (f"Dom0 wake-up latency beside CPU hogs, mean, {clock}", "us", run, "wake_latency_mean_us")]
 
 
 def elf_load_bytes(path):
@@ -94,11 +111,13 @@ def boot(name, args, cmdline, shell_input, build_dir, logs, timeout):
             return None
         if not shell_input:
             return json.loads(Path(out.name).read_text())
-        # The interactive runner gives no verdict file: the figures are in the transcript.
-        stats = {}
-        for line in r.stdout.replace("\r", "").splitlines():
-            if line.startswith("LAMINA STAT "):
-                stats.update(re.findall(r"(\w+)=(\S+)", line[len("LAMINA STAT "):]))
+        # The interactive runner gives no verdict file: the figures are in the transcript, and
+        # so are top's CPU shares.
+        transcript = r.stdout.replace("\r", "")
+        stats = shell_stats(transcript)
+        for index, shares in enumerate(top_shares(transcript)):
+            for domain, share in shares.items():
+                stats[f"top{index}_{domain}_pct"] = share
         return {"stats": stats, "ready": None}
 
 

@@ -147,3 +147,21 @@ foreach(scenario basics domains three soak sched)
             REQUIRED_FILES ${CMAKE_BINARY_DIR}/dom0.elf)
     endforeach()
 endforeach()
+
+# The credit scheduler's figures, checked against issue 5's tolerances (tests/dom0_shell.py
+# check_fairness): on 2 CPUs in QEMU (-icount: deterministic time) and Bochs VMX, and on 4 CPUs
+# in QEMU.
+foreach(target "fairness;qemu;svm;2;--icount" "fairness;bochs;vmx;2;" "fairness4;qemu;svm;4;--icount")
+    list(GET target 0 scenario)
+    list(GET target 1 emu)
+    list(GET target 2 vendor)
+    list(GET target 3 cpus)
+    list(GET target 4 clock)
+    set(name dom0.${scenario}.${emu}.${vendor})
+    add_test(NAME ${name}
+        COMMAND ${LAMINA_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/dom0_shell.py --scenario ${scenario}
+            --build-dir ${CMAKE_BINARY_DIR} --log ${CMAKE_BINARY_DIR}/logs/${name}.log --timeout 300
+            -- --emu ${emu} --cpu-vendor ${vendor} --smp ${cpus} --mem 512 ${clock})
+    set_tests_properties(${name} PROPERTIES LABELS "scenario;dom0;sched;${emu};${vendor}" TIMEOUT 420
+        REQUIRED_FILES ${CMAKE_BINARY_DIR}/dom0.elf)
+endforeach()
