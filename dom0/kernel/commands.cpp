@@ -122,7 +122,10 @@ void print_domain(Shell& shell, const lamina_domain_info& info) {
                 info.pages / kPagesPerMiB, info.online_vcpus, state_name(info), time.whole, time.tenths);
 }
 
-int list_command(Shell& shell, int argc, const char* const* argv) {
+// For `list [domain]` and the like: the header, then `print` for the domain argv[1] names or for
+// every domain. 0, or the command's one-line failure.
+template <typename Header, typename Print>
+int named_domain_or_all(Shell& shell, int argc, const char* const* argv, Header header, Print print) {
     if (argc > 2) return shell.usage_error(argv[0]);
     lamina_domain_info info;
     if (argc == 2) {
@@ -132,17 +135,27 @@ int list_command(Shell& shell, int argc, const char* const* argv) {
         const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
         if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
     }
-    shell.print("{:<32} {:>5} {:>8} {:>5}  {:<9} {:>9}\n", "Name", "ID", "Mem(MiB)", "VCPUs", "State", "Time(s)");
+    header();
     if (argc == 2) {
-        print_domain(shell, info);
+        print(info);
         return 0;
     }
     const i64 result = for_each_domain([&](const lamina_domain_info& each) {
-        print_domain(shell, each);
+        print(each);
         return true;
     });
-    if (result < 0) return shell.fail("list: domain_list: {}", lamina_errno_name(result));
+    if (result < 0) return shell.fail("{}: domain_list: {}", argv[0], lamina_errno_name(result));
     return 0;
+}
+
+int list_command(Shell& shell, int argc, const char* const* argv) {
+    return named_domain_or_all(
+        shell, argc, argv,
+        [&] {
+            shell.print("{:<32} {:>5} {:>8} {:>5}  {:<9} {:>9}\n", "Name", "ID", "Mem(MiB)", "VCPUs", "State",
+                        "Time(s)");
+        },
+        [&](const lamina_domain_info& info) { print_domain(shell, info); });
 }
 
 int info_command(Shell& shell, int argc, const char* const* argv) {
@@ -654,29 +667,15 @@ void print_vcpus(Shell& shell, const lamina_domain_info& info, u32 cpus) {
 }
 
 int vcpu_list_command(Shell& shell, int argc, const char* const* argv) {
-    if (argc > 2) return shell.usage_error(argv[0]);
-    lamina_domain_info info;
-    if (argc == 2) {
-        u16 domid = 0;
-        int status = 0;
-        if (!one_domain(shell, argc, argv, &domid, &status)) return status;
-        const i64 result = lamina_hc_domain_get_info(domid, gpa(&info));
-        if (result < 0) return domain_call_failed(shell, argv[0], domid, result);
-    }
     lamina_host_info host;
     if (!read_host_info(shell, argv[0], &host)) return 1;
-    shell.print("{:<32} {:>5} {:>5} {:>5} {:>5} {:>9} {}\n", "Name", "ID", "VCPU", "CPU", "State", "Time(s)",
-                "Affinity (Hard / Soft)");
-    if (argc == 2) {
-        print_vcpus(shell, info, host_cpus(host));
-        return 0;
-    }
-    const i64 result = for_each_domain([&](const lamina_domain_info& each) {
-        print_vcpus(shell, each, host_cpus(host));
-        return true;
-    });
-    if (result < 0) return shell.fail("vcpu-list: domain_list: {}", lamina_errno_name(result));
-    return 0;
+    return named_domain_or_all(
+        shell, argc, argv,
+        [&] {
+            shell.print("{:<32} {:>5} {:>5} {:>5} {:>5} {:>9} {}\n", "Name", "ID", "VCPU", "CPU", "State",
+                        "Time(s)", "Affinity (Hard / Soft)");
+        },
+        [&](const lamina_domain_info& info) { print_vcpus(shell, info, host_cpus(host)); });
 }
 
 int images_command(Shell& shell, int argc, const char* const* argv) {

@@ -60,6 +60,17 @@ Domain* any_domain(u64 domid, i64* result) {
     return target;
 }
 
+// The calls that write a record about any domain: finds it, fills the record, copies it out.
+template <typename Record, typename Fill>
+i64 report_on(const Domain& caller, u64 domid, u64 out_gpa, Fill fill) {
+    i64 result = 0;
+    const Domain* target = any_domain(domid, &result);
+    if (!target) return result;
+    Record record;
+    fill(*target, record);
+    return copy_out(caller, out_gpa, record) ? 0 : kFault;
+}
+
 }  // namespace
 
 i64 VcpuHypercalls::domain_create(const Caller&, u64 params_gpa) {
@@ -106,12 +117,8 @@ i64 VcpuHypercalls::domain_shutdown(const Caller&, u64 domid, u64 reason) {
 }
 
 i64 VcpuHypercalls::domain_get_info(const Caller&, u64 domid, u64 info_gpa) {
-    i64 result = 0;
-    const Domain* target = any_domain(domid, &result);
-    if (!target) return result;
-    lamina_domain_info info;
-    target->info(info);
-    return copy_out(vcpu_.domain(), info_gpa, info) ? 0 : kFault;
+    return report_on<lamina_domain_info>(vcpu_.domain(), domid, info_gpa,
+                                         [](const Domain& target, lamina_domain_info& info) { target.info(info); });
 }
 
 i64 VcpuHypercalls::domain_list(const Caller&, u64 first_domid, u64 infos_gpa, u64 max_count) {
@@ -189,12 +196,8 @@ i64 VcpuHypercalls::domain_set_console(const Caller&, u64 domid, u64 ring_gfn, u
 }
 
 i64 VcpuHypercalls::domain_exit_stats(const Caller&, u64 domid, u64 stats_gpa) {
-    i64 result = 0;
-    const Domain* target = any_domain(domid, &result);
-    if (!target) return result;
-    lamina_exit_stats stats;
-    target->exit_stats(stats);
-    return copy_out(vcpu_.domain(), stats_gpa, stats) ? 0 : kFault;
+    return report_on<lamina_exit_stats>(
+        vcpu_.domain(), domid, stats_gpa, [](const Domain& target, lamina_exit_stats& stats) { target.exit_stats(stats); });
 }
 
 // The scheduler's parameters. Its refusals name the range; the ABI's answer is -EINVAL.
