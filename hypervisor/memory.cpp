@@ -144,6 +144,12 @@ u64 allocate_frames(usize count, usize align_frames, u64 max_phys) {
     return phys;
 }
 
+u64 allocate_frames_at(u64 phys, usize count) {
+    if (frames.allocate_at(phys, count) == FrameAllocator::kNoFrame) return 0;
+    str::fill_bytes(phys_to_virt(phys), 0, count * kFrameSize);
+    return phys;
+}
+
 void free_frames(u64 phys, usize count) { frames.free(phys, count); }
 
 u64 virt_to_phys(const void* virt) {

@@ -22,6 +22,8 @@ u64 image_bytes();
 
 // Zeroed frames; returns 0 when none are left (frame 0 is never handed out).
 u64 allocate_frames(usize count = 1, usize align_frames = 1, u64 max_phys = kNoLimit);
+// Zeroed frames at exactly [phys, phys + count frames); 0 when any of them is taken or not RAM.
+u64 allocate_frames_at(u64 phys, usize count);
 void free_frames(u64 phys, usize count = 1);
 
 inline void* phys_to_virt(u64 phys) { return reinterpret_cast<void*>(kPhysmapBase + phys); }

@@ -52,7 +52,7 @@ SCENARIOS = {
     "basics": (
         ["help", "help info", "info", "dmesg", "frobnicate", "pause", "pause no-such-domain",
          "'unterminated", "poweroff"],
-        ["Lamina Dom0, hypercall ABI", "lamina> help",
+        ["dom0: RAM 1:1 at 0x1000000-0x5000000", "Lamina Dom0, hypercall ABI", "lamina> help",
          "  info ", "  poweroff ", "lamina> help info", "info",
          "lamina> info", "abi_version", "virtualization", "free_memory",
          "lamina> dmesg", "LAMINA READY",

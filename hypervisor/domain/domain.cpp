@@ -14,6 +14,7 @@
 #include <lamina/abi/console.h>
 #include <lamina/abi/errno.h>
 #include <lamina/abi/shared_page.h>
+#include <lamina/elf.h>
 #include <lamina/string.h>
 
 namespace lamina {
@@ -101,20 +102,25 @@ bool Domain::build_pvh(const u8* image, usize image_size, u64 ram_bytes, const p
                        usize module_count) {
     const u64 frames = align_up(ram_bytes, 2 * MiB) / kFrameSize;
     (void)memory_.set_max_frames(frames);
-    for (u64 gfn = 0; gfn < frames;) {
-        const i64 added = memory_.populate_step(gfn, frames - gfn);
+    const u64 base = control_ ? populate_control_ram(image, image_size, frames) : 0;
+    for (u64 gfn = base / kFrameSize; memory_.frames() < frames;) {
+        const i64 added = memory_.populate_step(gfn, frames - memory_.frames());
         if (added < 0) {
             log::error("domain {}: no {} MiB of RAM for it ({})", name_, frames * kFrameSize / MiB, lamina_errno_name(added));
             return false;
         }
         gfn += static_cast<u64>(added);
     }
+    // Below its RAM (a 1:1 control domain's) there is none: the memory map says so.
+    const pvh::Region below_ram{0, base, pvh::MemoryType::Reserved};
     const pvh::BuildRequest request{
         .kernel = image,
         .kernel_size = image_size,
-        .ram_bytes = frames * kFrameSize,
+        .ram_bytes = base + frames * kFrameSize,
         .modules = modules,
         .module_count = module_count,
+        .regions = base ? &below_ram : nullptr,
+        .region_count = base ? 1u : 0u,
         .flags = control_ ? pvh::kFlagPrivileged | pvh::kFlagInitialDomain : 0u,
     };
     pvh::Layout layout{};
@@ -133,6 +139,31 @@ bool Domain::build_pvh(const u8* image, usize image_size, u64 ram_bytes, const p
         return false;
     }
     return true;
+}
+
+// The control domain's RAM is 1:1 (guest-physical = host-physical), so that the devices it will
+// drive can DMA to what it gives them; it starts where its kernel is linked (2 MiB aligned) and
+// must end below 2 GiB, where its toolstack maps other domains' frames. Returns where it starts;
+// 0, with the RAM still to be populated, when those host frames are not free: Dom0 then boots
+// with RAM from 0 like any domain, which is logged.
+u64 Domain::populate_control_ram(const u8* image, usize image_size, u64 frames) {
+    constexpr u64 kControlRamEnd = 2 * GiB;
+    elf::Image kernel;
+    if (!elf::parse(image, image_size, kernel).ok()) return 0;  // build_pvh says what is wrong
+    const u64 base = align_down(kernel.lowest_address, 2 * MiB);
+    if (base + frames * kFrameSize > kControlRamEnd) {
+        log::warn("domain {}: {} MiB from {:#x} would reach past 2 GiB; its RAM is not 1:1", name_,
+                  frames * kFrameSize / MiB, base);
+        return 0;
+    }
+    const i64 added = memory_.populate_identity(base / kFrameSize, frames);
+    if (added < 0) {
+        log::warn("domain {}: host RAM at {:#x}-{:#x} is not free ({}); its RAM is not 1:1", name_, base,
+                  base + frames * kFrameSize, lamina_errno_name(added));
+        return 0;
+    }
+    log::info("domain {}: RAM 1:1 at {:#x}-{:#x}", name_, base, base + frames * kFrameSize);
+    return base;
 }
 
 u32 Domain::online_vcpus() const {

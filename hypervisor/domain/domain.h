@@ -138,6 +138,7 @@ private:
     friend class VcpuHypercalls;
 
     bool init();
+    u64 populate_control_ram(const u8* image, usize image_size, u64 frames);
     // Frees the stage-2 tables earlier unmaps retired, once every vCPU has flushed past them.
     void reclaim_stage2_tables();
     void set_state(lamina_domain_state state);

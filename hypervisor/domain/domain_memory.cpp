@@ -29,6 +29,22 @@ i64 DomainMemory::populate_step(u64 first_gfn, u64 count) {
     const bool large = first_gfn % kLargePageFrames == 0 && count >= kLargePageFrames;
     const u64 hpa = memory::allocate_frames(count, large ? kLargePageFrames : 1);
     if (!hpa) return error(LAMINA_ENOMEM);
+    if (const i64 failed = add_extent(first_gfn, hpa, count)) return failed;
+    return static_cast<i64>(count);
+}
+
+i64 DomainMemory::populate_identity(u64 first_gfn, u64 count) {
+    u64 end;
+    if (count == 0 || add_overflows(first_gfn, count, &end) || end > kGfnLimit) return error(LAMINA_EINVAL);
+    if (frames_ + count > max_frames_ || extent_count_ == kMaxExtents) return error(LAMINA_ENOSPC);
+    if (overlaps(first_gfn, count)) return error(LAMINA_EEXIST);
+    if (!memory::allocate_frames_at(first_gfn * kFrameSize, count)) return error(LAMINA_ENOMEM);
+    if (const i64 failed = add_extent(first_gfn, first_gfn * kFrameSize, count)) return failed;
+    return static_cast<i64>(count);
+}
+
+// Maps the frames (freed again if stage 2 has no table for them) and records the extent.
+i64 DomainMemory::add_extent(u64 first_gfn, u64 hpa, u64 count) {
     if (!space_.map(first_gfn * kFrameSize, hpa, count * kFrameSize, {.read = true, .write = true, .execute = true}).ok()) {
         memory::free_frames(hpa, count);
         return error(LAMINA_ENOMEM);  // no frame for a table
@@ -40,7 +56,7 @@ i64 DomainMemory::populate_step(u64 first_gfn, u64 count) {
         extents_[extent_count_++] = {first_gfn, hpa, count};
     }
     frames_ += count;
-    return static_cast<i64>(count);
+    return 0;
 }
 
 void* DomainMemory::translate(u64 gpa, u64 size) const {

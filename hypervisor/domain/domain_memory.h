@@ -35,6 +35,9 @@ public:
     // -ENOMEM (the host has none), -EEXIST (a frame is RAM already), -EINVAL (the range wraps
     // or leaves guest-physical space).
     i64 populate_step(u64 first_gfn, u64 count);
+    // RAM at guest frames [first_gfn, first_gfn + count) that are the same host frames (the
+    // control domain's 1:1 RAM), in one extent. -ENOMEM when those host frames are not free RAM.
+    i64 populate_identity(u64 first_gfn, u64 count);
 
     // The hypervisor's view of guest-physical [gpa, gpa + size), when it is RAM of one extent;
     // null otherwise.
@@ -48,6 +51,8 @@ public:
     void release();
 
 private:
+    i64 add_extent(u64 first_gfn, u64 hpa, u64 count);
+
     struct Extent {
         u64 gfn;
         u64 hpa;

@@ -184,6 +184,19 @@ u64 FrameAllocator::allocate(u64 count, u64 align_frames, u64 max_phys) {
     return first * kFrameSize;
 }
 
+u64 FrameAllocator::allocate_at(u64 phys, u64 count) {
+    if (count == 0 || !is_aligned(phys, kFrameSize)) return kNoFrame;
+    LockGuard guard(lock_);
+    LAMINA_ASSERT(ready_);
+    const u64 first = phys / kFrameSize;
+    if (first >= frame_count_ || count > frame_count_ - first) return kNoFrame;
+    if (!all_set(usable_, first, count) || in_use_.find_first_set(first) < first + count) return kNoFrame;
+    in_use_.set_range(first, count);
+    free_frames_ -= count;
+    frames_allocated_ += count;
+    return phys;
+}
+
 void FrameAllocator::free(u64 phys, u64 count) {
     LockGuard guard(lock_);
     LAMINA_ASSERT(ready_);

@@ -80,6 +80,9 @@ public:
     // of two) and which end at or below max_phys. Returns the physical address of the first
     // frame, or kNoFrame.
     u64 allocate(u64 count = 1, u64 align_frames = 1, u64 max_phys = kNoLimit);
+    // The `count` frames from `phys` exactly (a 1:1 mapping needs them there): their physical
+    // address, or kNoFrame when one of them is not usable or is allocated already.
+    u64 allocate_at(u64 phys, u64 count);
     // Gives back frames from allocate(). Freeing a frame that is not allocated (a double free)
     // or not usable memory at all is a hypervisor bug: LAMINA_ASSERT.
     void free(u64 phys, u64 count = 1);
