@@ -16,6 +16,7 @@
 #include <hypervisor/domain/domain_table.h>
 #include <hypervisor/log.h>
 #include <hypervisor/memory.h>
+#include <hypervisor/mm/device_ranges.h>
 #include <hypervisor/panic.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/platform.h>
@@ -110,6 +111,31 @@ void control_domain_ended(Domain& dom0) {
     finish(poweroff);
 }
 
+// The host's device memory below 4 GiB, 1:1 and uncached, for Dom0 to drive: what the memory
+// map does not call RAM, less the local APIC and the I/O APICs (the hypervisor's), and less the
+// window Dom0's toolstack maps other domains at (dom0/toolstack/domain_builder.h: 2 GiB on, no
+// device memory on QEMU or Bochs; PCI BARs sit above 3 GiB). The IOMMUs' registers join the
+// hypervisor's share once their tables are parsed.
+void map_control_domain_devices(Domain& dom0) {
+    constexpr u64 kToolstackWindow = 2 * GiB;
+    constexpr u64 kToolstackWindowEnd = 0xa0000000 + u64{LAMINA_DOMID_MAX + 1} * kFrameSize;
+    mm::DeviceRanges devices(4 * GiB);
+    bool fits = devices.remove(kToolstackWindow, kToolstackWindowEnd);
+    for (const mb2::MemoryRegion& region : boot_info.memory_regions())
+        if (region.available()) fits = fits && devices.remove(region.base, region.end());
+    const acpi::Platform& acpi = platform::acpi();
+    const u64 lapic = acpi.madt.local_apic_address ? acpi.madt.local_apic_address : 0xfee00000;
+    fits = fits && devices.remove(lapic, lapic + kFrameSize);
+    for (const acpi::IoApic& ioapic : acpi.madt.io_apics) fits = fits && devices.remove(ioapic.address, ioapic.address + kFrameSize);
+    if (!fits) log::warn("dom0: the memory map has too many holes; some device memory is not mapped");
+    u64 mapped = 0;
+    for (usize i = 0; i < devices.count(); ++i) {
+        if (dom0.map_host_device(devices[i].base, devices[i].end - devices[i].base)) mapped += devices[i].end - devices[i].base;
+        else log::warn("dom0: device memory {:#x}-{:#x} could not be mapped", devices[i].base, devices[i].end);
+    }
+    log::info("dom0: {} MiB of device memory mapped 1:1 in {} ranges", mapped / MiB, devices.count());
+}
+
 // Dom0, the control domain, from the Multiboot2 module named "dom0", with every other module
 // (guest images and configurations) handed to it by name. From then on every CPU runs the
 // scheduled domains. Returns when there is no Dom0 to run.
@@ -142,6 +168,7 @@ void run_dom0() {
         if (dom0) domains().destroy(*dom0);
         return;
     }
+    map_control_domain_devices(*dom0);
     domains().set_control_domain_ended(control_domain_ended);
     console::start_input(console_uart);
     log::info("dom0: {} MiB, {} modules, starting", ram / MiB, module_count);

@@ -52,9 +52,10 @@ SCENARIOS = {
     "basics": (
         ["help", "help info", "info", "dmesg", "frobnicate", "pause", "pause no-such-domain",
          "'unterminated", "poweroff"],
-        ["dom0: RAM 1:1 at 0x1000000-0x5000000", "Lamina Dom0, hypercall ABI", "lamina> help",
+        ["dom0: RAM 1:1 at 0x1000000-0x5000000", "of device memory mapped 1:1", "Lamina Dom0, hypercall ABI",
+         "lamina> help",
          "  info ", "  poweroff ", "lamina> help info", "info",
-         "lamina> info", "abi_version", "virtualization", "free_memory",
+         "lamina> info", "abi_version", "virtualization", "free_memory", "acpi_rsdp      : 0xf",
          "lamina> dmesg", "LAMINA READY",
          "lamina> frobnicate", 'unknown command "frobnicate"; type help',
          "lamina> pause", "usage",

@@ -158,6 +158,16 @@ int list_command(Shell& shell, int argc, const char* const* argv) {
         [&](const lamina_domain_info& info) { print_domain(shell, info); });
 }
 
+// The host firmware's ACPI root pointer in the BIOS area (ACPI 6.5 5.2.5.1), which Dom0 reads
+// through its 1:1 device mapping; 0 when it is not there (UEFI hands it over differently).
+u64 bios_rsdp() {
+    constexpr u64 kBiosArea = 0xe0000, kBiosAreaEnd = 0x100000;
+    for (u64 at = kBiosArea; at < kBiosAreaEnd; at += 16) {
+        if (str::compare_bytes(reinterpret_cast<const char*>(at), "RSD PTR ", 8) == 0) return at;
+    }
+    return 0;
+}
+
 int info_command(Shell& shell, int argc, const char* const* argv) {
     if (argc != 1) return shell.usage_error(argv[0]);
     lamina_host_info host;
@@ -182,6 +192,7 @@ int info_command(Shell& shell, int argc, const char* const* argv) {
     shell.print("{:<15}: {}\n", "max_domains", host.max_domains);
     shell.print("{:<15}: {}\n", "max_vcpus", host.max_vcpus);
     shell.print("{:<15}: {}.{} s\n", "uptime", uptime.whole, uptime.tenths);
+    if (const u64 rsdp = bios_rsdp()) shell.print("{:<15}: {:#x} (BIOS area)\n", "acpi_rsdp", rsdp);
     return 0;
 }
 

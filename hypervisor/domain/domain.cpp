@@ -466,6 +466,11 @@ bool Domain::claim_mmio(u64 gpa, u64 size, emulate::MmioHandler& device) {
     return mmio_.claim(gpa, size, device) == RangeStatus::Ok;
 }
 
+bool Domain::map_host_device(u64 base, u64 size) {
+    if (memory_.overlaps(base / kFrameSize, size / kFrameSize)) return false;
+    return stage2_.map(base, base, size, {.read = true, .write = true}, stage2::CacheType::Uncacheable).ok();
+}
+
 bool Domain::read(u64 gpa, void* out, usize size) {
     const void* ram = guest_memory(gpa, size);
     if (!ram) return false;

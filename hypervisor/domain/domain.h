@@ -102,6 +102,10 @@ public:
     // Its console ring (domain_set_console): what it writes to the debug port lands there.
     i64 set_console(u64 ring_gfn, u32 control_port);
 
+    // Host device memory [base, base + size) at the same guest-physical addresses, uncached (the
+    // control domain's devices). It must not be the domain's RAM.
+    bool map_host_device(u64 base, u64 size);
+
     // Frames of `target` mapped into this domain's stage 2 at `local_gfn` (domain_map_frames,
     // for the control domain's toolstack), and their removal.
     i64 map_foreign(Domain& target, u64 first_gfn, u64 count, u64 local_gfn);
