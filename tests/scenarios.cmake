@@ -130,9 +130,10 @@ set_tests_properties(harness.verdicts PROPERTIES LABELS "harness")
 # basics (the prompt, commands and their errors, poweroff ending the machine with success),
 # domains (images, configs, consoles, top, end actions), three (three guests at once, a fault
 # reported while the others run, pause/unpause/destroy, refusals), soak (200 create/destroy
-# cycles, free memory back to the same page count), sched (sched-credit, vcpu-pin, vcpu-list and
-# the cpu_weight/cap/cpus config keys, with their refusals).
-foreach(scenario basics domains three soak sched)
+# cycles, free memory back to the same page count), limits (one domain more than the host allows
+# is refused; free memory comes back), sched (sched-credit, vcpu-pin, vcpu-list and the
+# cpu_weight/cap/cpus config keys, with their refusals).
+foreach(scenario basics domains three soak limits sched)
     foreach(target "qemu;svm;90" "bochs;vmx;300")
         list(GET target 0 emu)
         list(GET target 1 vendor)

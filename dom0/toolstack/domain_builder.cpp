@@ -47,6 +47,14 @@ public:
         const u64 frames = config.memory_mib * kFramesPerMiB;
         const u64 console_gfn = frames - 1;
         const i64 domid = control_.create(config.name, LAMINA_DOMAIN_PVH);
+        if (domid == -static_cast<i64>(LAMINA_ENOSPC)) {
+            error_.set("the host runs as many domains as it can (domain_create: ENOSPC; info shows max_domains)");
+            return false;
+        }
+        if (domid == -static_cast<i64>(LAMINA_EEXIST)) {
+            error_.set("a domain named \"{}\" exists (domain_create: EEXIST)", config.name);
+            return false;
+        }
         if (!succeeded("domain_create", domid)) return false;
         if (domid > LAMINA_DOMID_MAX) {  // not a domain this Dom0 could name, or destroy
             error_.set("domain_create: {} is not a domain id", domid);

@@ -29,7 +29,9 @@ bool prepare_config(const ImageDirectory& images, const char* source, const char
 
 class Toolstack {
 public:
-    static constexpr usize kMaxDomains = 32;
+    // More than the hypervisor allows besides Dom0 on any host (hypervisor/domain/domain_table.h:
+    // 64 in all), so that the host's limit is the one an operator meets, with its own message.
+    static constexpr usize kMaxDomains = 64;
 
     Toolstack(DomainControl& control, const ImageDirectory& images) : control_(control), images_(images) {}
 

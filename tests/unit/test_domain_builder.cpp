@@ -149,7 +149,10 @@ TEST_CASE("domain builder: a step that fails undoes the steps before it") {
         std::vector<std::string> undo;  // the calls after the failed one
     };
     const std::vector<Case> cases = {
-        {"create", -LAMINA_EEXIST, "domain_create: EEXIST", {}},
+        {"create", -LAMINA_EEXIST, "a domain named \"ticker\" exists (domain_create: EEXIST)", {}},
+        {"create", -LAMINA_ENOSPC,
+         "the host runs as many domains as it can (domain_create: ENOSPC; info shows max_domains)", {}},
+        {"create", -LAMINA_EPERM, "domain_create: EPERM", {}},
         {"set_max_memory", -LAMINA_EINVAL, "set_max_memory: EINVAL", {"destroy"}},
         {"populate_memory", -LAMINA_ENOMEM, "populate_memory: ENOMEM", {"destroy"}},
         {"set_max_vcpus", -LAMINA_EINVAL, "set_max_vcpus: EINVAL", {"destroy"}},

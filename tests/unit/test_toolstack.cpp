@@ -144,7 +144,7 @@ TEST_CASE("toolstack: create refuses a missing kernel or ramdisk, and a full tab
     }
     config.name[0] = 'z';
     CHECK(dom0.toolstack->create(config, false, error) == nullptr);
-    CHECK(std::string(error.text()) == "Dom0 keeps at most 32 domains of its own");
+    CHECK(std::string(error.text()) == "Dom0 keeps at most 64 domains of its own");
 }
 
 TEST_CASE("toolstack: console output goes to the history, and to the terminal while followed") {
