@@ -170,6 +170,13 @@ void yield(DomainVcpu& vcpu) {
     if (tickle.needed()) reschedule(tickle.cpu);
 }
 
+sched::Status set_affinity(DomainVcpu& vcpu, const sched::CpuSet& hard, const sched::CpuSet& soft) {
+    sched::Tickle tickle;
+    const sched::Status status = credit.set_affinity(vcpu.sched, hard, soft, time::now_ns(), &tickle);
+    if (status.ok() && tickle.needed()) reschedule(tickle.cpu);
+    return status;
+}
+
 void quiesce(Domain& domain) {
     const u32 me = this_cpu()->index;
     u64 seen[sched::kMaxCpus];

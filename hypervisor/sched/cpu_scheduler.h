@@ -28,6 +28,9 @@ void update(DomainVcpu& vcpu);
 void timer_changed(DomainVcpu& vcpu);
 // The running vCPU offers its CPU (vcpu_yield).
 void yield(DomainVcpu& vcpu);
+// Its hard and soft affinity; a vCPU running or queued where it may no longer run moves (its CPU
+// is told to reschedule). The policy's status: NoOnlineCpu for a hard set without an online CPU.
+sched::Status set_affinity(DomainVcpu& vcpu, const sched::CpuSet& hard, const sched::CpuSet& soft);
 
 // For destruction, once the domain's vCPUs can no longer become runnable: returns when every
 // other CPU has been through its loop since the call (so no CPU still uses what it found
