@@ -20,6 +20,7 @@
 #include <lamina/abi/stats.h>
 #include <lamina/abi/vcpu.h>
 #include <lamina/pvh_builder.h>
+#include <lamina/string.h>
 
 namespace lamina {
 
@@ -72,6 +73,20 @@ public:
     const DomainMemory& memory() const { return memory_; }
     // Guest-physical [gpa, gpa + size) in its RAM, for hypercall buffers; null if not all RAM.
     void* guest_memory(u64 gpa, u64 size) const { return memory_.translate(gpa, size); }
+    // A structure of the domain's, copied in before it is checked (the guest may change its
+    // memory while a call runs), or copied out whole. False when it is not all RAM (EFAULT).
+    template <typename T>
+    bool copy_from_guest(u64 gpa, T* out) const {
+        const void* in = guest_memory(gpa, sizeof(T));
+        if (in) str::copy_bytes(out, in, sizeof(T));
+        return in != nullptr;
+    }
+    template <typename T>
+    bool copy_to_guest(u64 gpa, const T& value) const {
+        void* out = guest_memory(gpa, sizeof(T));
+        if (out) str::copy_bytes(out, &value, sizeof(T));
+        return out != nullptr;
+    }
     event::EventChannels& events() { return *events_; }
 
     u32 max_vcpus() const { return max_vcpus_; }

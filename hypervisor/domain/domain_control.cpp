@@ -6,7 +6,6 @@
 #include <hypervisor/domain/vcpu_hypercalls.h>
 #include <hypervisor/log.h>
 #include <hypervisor/sched/cpu_scheduler.h>
-#include <hypervisor/time.h>
 #include <lamina/abi/errno.h>
 #include <lamina/abi/sched.h>
 #include <lamina/string.h>
@@ -19,24 +18,6 @@ namespace {
 
 constexpr i64 error(u32 code) { return -static_cast<i64>(code); }
 constexpr i64 kFault = error(LAMINA_EFAULT);
-
-// A guest's structure, copied in before it is checked (the guest may change its memory while
-// the call runs).
-template <typename T>
-bool copy_in(const Domain& caller, u64 gpa, T* out) {
-    const void* in = caller.guest_memory(gpa, sizeof(T));
-    if (!in) return false;
-    str::copy_bytes(out, in, sizeof(T));
-    return true;
-}
-
-template <typename T>
-bool copy_out(const Domain& caller, u64 gpa, const T& value) {
-    void* out = caller.guest_memory(gpa, sizeof(T));
-    if (!out) return false;
-    str::copy_bytes(out, &value, sizeof(T));
-    return true;
-}
 
 // The domain `domid` names for a call that acts on another domain: -ESRCH when there is none
 // (or it is being destroyed), -EINVAL when it is the caller.
@@ -68,14 +49,14 @@ i64 report_on(const Domain& caller, u64 domid, u64 out_gpa, Fill fill) {
     if (!target) return result;
     Record record;
     fill(*target, record);
-    return copy_out(caller, out_gpa, record) ? 0 : kFault;
+    return caller.copy_to_guest(out_gpa, record) ? 0 : kFault;
 }
 
 }  // namespace
 
 i64 VcpuHypercalls::domain_create(const Caller&, u64 params_gpa) {
     lamina_domain_create params;
-    if (!copy_in(vcpu_.domain(), params_gpa, &params)) return kFault;
+    if (!vcpu_.domain().copy_from_guest(params_gpa, &params)) return kFault;
     if (params.kind != LAMINA_DOMAIN_PVH || params.flags != 0) return error(LAMINA_EINVAL);
     Domain* created = nullptr;
     const i64 id = domains().create(params.name, false, true, &created);
@@ -167,7 +148,7 @@ i64 VcpuHypercalls::domain_set_vcpu_context(const Caller&, u64 domid, u64 vcpu, 
     Domain* target = other_domain(vcpu_.domain(), domid, &result);
     if (!target) return result;
     lamina_vcpu_context context;
-    if (!copy_in(vcpu_.domain(), context_gpa, &context)) return kFault;
+    if (!vcpu_.domain().copy_from_guest(context_gpa, &context)) return kFault;
     return target->set_vcpu_context(static_cast<u32>(vcpu), context);
 }
 
@@ -186,7 +167,7 @@ i64 VcpuHypercalls::domain_get_fault_report(const Caller&, u64 domid, u64 report
     const Domain* target = any_domain(domid, &result);
     if (!target) return result;
     if (!target->faulted()) return error(LAMINA_ENOENT);
-    return copy_out(vcpu_.domain(), report_gpa, target->fault_report()) ? 0 : kFault;
+    return vcpu_.domain().copy_to_guest(report_gpa, target->fault_report()) ? 0 : kFault;
 }
 
 i64 VcpuHypercalls::domain_set_console(const Caller&, u64 domid, u64 ring_gfn, u64 port) {
@@ -208,7 +189,7 @@ i64 VcpuHypercalls::sched_get_domain(const Caller&, u64 domid, u64 params_gpa) {
     if (!target) return result;
     if (!target->is_scheduled()) return error(LAMINA_EINVAL);
     const lamina_sched_domain params{scheduler::policy().weight(target->sched), scheduler::policy().cap(target->sched)};
-    return copy_out(vcpu_.domain(), params_gpa, params) ? 0 : kFault;
+    return vcpu_.domain().copy_to_guest(params_gpa, params) ? 0 : kFault;
 }
 
 i64 VcpuHypercalls::sched_set_domain(const Caller&, u64 domid, u64 weight, u64 cap) {
@@ -225,7 +206,7 @@ i64 VcpuHypercalls::sched_get_pool(const Caller&, u64 params_gpa) {
     const sched::PoolParams pool = scheduler::policy().pool_params();
     const lamina_sched_pool params{static_cast<u32>(pool.timeslice_ns / sched::kNsPerMs),
                                    static_cast<u32>(pool.ratelimit_ns / sched::kNsPerUs)};
-    return copy_out(vcpu_.domain(), params_gpa, params) ? 0 : kFault;
+    return vcpu_.domain().copy_to_guest(params_gpa, params) ? 0 : kFault;
 }
 
 i64 VcpuHypercalls::sched_set_pool(const Caller&, u64 timeslice_ms, u64 ratelimit_us) {
@@ -246,7 +227,7 @@ i64 VcpuHypercalls::sched_get_affinity(const Caller&, u64 domid, u64 vcpu, u64 a
         affinity.hard[i] = hard.word(i);
         affinity.soft[i] = soft.word(i);
     }
-    return copy_out(vcpu_.domain(), affinity_gpa, affinity) ? 0 : kFault;
+    return vcpu_.domain().copy_to_guest(affinity_gpa, affinity) ? 0 : kFault;
 }
 
 i64 VcpuHypercalls::sched_set_affinity(const Caller&, u64 domid, u64 vcpu, u64 affinity_gpa) {
@@ -256,16 +237,13 @@ i64 VcpuHypercalls::sched_set_affinity(const Caller&, u64 domid, u64 vcpu, u64 a
     DomainVcpu* v = target->vcpu(static_cast<u32>(vcpu));
     if (!v || !target->is_scheduled()) return error(LAMINA_EINVAL);
     lamina_sched_affinity affinity;
-    if (!copy_in(vcpu_.domain(), affinity_gpa, &affinity)) return kFault;
+    if (!vcpu_.domain().copy_from_guest(affinity_gpa, &affinity)) return kFault;
     sched::CpuSet hard, soft;
     for (u32 i = 0; i < LAMINA_MAX_HOST_CPUS / 64; ++i) {
         hard.set_word(i, affinity.hard[i]);
         soft.set_word(i, affinity.soft[i]);
     }
-    sched::Tickle tickle;
-    const sched::Status status = scheduler::policy().set_affinity(v->sched, hard, soft, time::now_ns(), &tickle);
-    if (!status.ok()) return error(LAMINA_EINVAL);
-    return 0;
+    return scheduler::set_affinity(*v, hard, soft).ok() ? 0 : error(LAMINA_EINVAL);
 }
 
 }  // namespace lamina

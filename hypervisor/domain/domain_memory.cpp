@@ -19,12 +19,18 @@ i64 DomainMemory::set_max_frames(u64 max_frames) {
     return 0;
 }
 
-i64 DomainMemory::populate_step(u64 first_gfn, u64 count) {
+// Whether [first_gfn, first_gfn + count) may become new RAM of the domain: 0 or the errno.
+i64 DomainMemory::check_new_ram(u64 first_gfn, u64 count) const {
     u64 end;
     if (count == 0 || add_overflows(first_gfn, count, &end) || end > kGfnLimit) return error(LAMINA_EINVAL);
-    count = min(count, kPopulateStepFrames);
     if (frames_ + count > max_frames_ || extent_count_ == kMaxExtents) return error(LAMINA_ENOSPC);
     if (overlaps(first_gfn, count)) return error(LAMINA_EEXIST);
+    return 0;
+}
+
+i64 DomainMemory::populate_step(u64 first_gfn, u64 count) {
+    count = min(count, kPopulateStepFrames);
+    if (const i64 refused = check_new_ram(first_gfn, count)) return refused;
     // 2 MiB aligned when the guest frames are, so that stage 2 maps it with large pages.
     const bool large = first_gfn % kLargePageFrames == 0 && count >= kLargePageFrames;
     const u64 hpa = memory::allocate_frames(count, large ? kLargePageFrames : 1);
@@ -34,10 +40,7 @@ i64 DomainMemory::populate_step(u64 first_gfn, u64 count) {
 }
 
 i64 DomainMemory::populate_identity(u64 first_gfn, u64 count) {
-    u64 end;
-    if (count == 0 || add_overflows(first_gfn, count, &end) || end > kGfnLimit) return error(LAMINA_EINVAL);
-    if (frames_ + count > max_frames_ || extent_count_ == kMaxExtents) return error(LAMINA_ENOSPC);
-    if (overlaps(first_gfn, count)) return error(LAMINA_EEXIST);
+    if (const i64 refused = check_new_ram(first_gfn, count)) return refused;
     if (!memory::allocate_frames_at(first_gfn * kFrameSize, count)) return error(LAMINA_ENOMEM);
     if (const i64 failed = add_extent(first_gfn, first_gfn * kFrameSize, count)) return failed;
     return static_cast<i64>(count);

@@ -51,6 +51,7 @@ public:
     void release();
 
 private:
+    i64 check_new_ram(u64 first_gfn, u64 count) const;
     i64 add_extent(u64 first_gfn, u64 hpa, u64 count);
 
     struct Extent {

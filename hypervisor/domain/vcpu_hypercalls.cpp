@@ -114,8 +114,6 @@ i64 VcpuHypercalls::evtchn_set_upcall_vector(const Caller&, u64 vcpu, u64 vector
 }
 
 i64 VcpuHypercalls::host_info(const Caller&, u64 info_gpa) {
-    auto* info = static_cast<lamina_host_info*>(vcpu_.domain().guest_memory(info_gpa, sizeof(lamina_host_info)));
-    if (!info) return kFault;
     lamina_host_info answer{};
     answer.abi_version = LAMINA_ABI_VERSION;
     answer.virtualization = virt::summary().vendor == virt::Vendor::Vmx ? LAMINA_HOST_VMX : LAMINA_HOST_SVM;
@@ -130,8 +128,7 @@ i64 VcpuHypercalls::host_info(const Caller&, u64 info_gpa) {
     answer.uptime_ns = time::now_ns();
     str::copy_bounded(answer.version, kVersion, sizeof answer.version);
     str::copy_bounded(answer.cpu_brand, x86::cpu_features().brand, sizeof answer.cpu_brand);
-    *info = answer;
-    return 0;
+    return vcpu_.domain().copy_to_guest(info_gpa, answer) ? 0 : kFault;
 }
 
 i64 VcpuHypercalls::log_read(const Caller&, u64 buf_gpa, u64 length, u64 position_gpa) {
@@ -162,12 +159,9 @@ i64 VcpuHypercalls::shared_page_map(const Caller&, u64 remote_domid, u64 ref, u6
 i64 VcpuHypercalls::shared_page_unmap(const Caller&, u64 gfn) { return vcpu_.domain().unmap_grant(gfn); }
 
 i64 VcpuHypercalls::vcpu_up(const Caller&, u64 vcpu, u64 context_gpa) {
-    const auto* context = static_cast<const lamina_vcpu_context*>(
-        vcpu_.domain().guest_memory(context_gpa, sizeof(lamina_vcpu_context)));
-    if (!context) return kFault;
-    lamina_vcpu_context copy;
-    str::copy_bytes(&copy, context, sizeof copy);
-    return vcpu_.domain().vcpu_up(static_cast<u32>(vcpu), copy);
+    lamina_vcpu_context context;
+    if (!vcpu_.domain().copy_from_guest(context_gpa, &context)) return kFault;
+    return vcpu_.domain().vcpu_up(static_cast<u32>(vcpu), context);
 }
 
 i64 VcpuHypercalls::vcpu_down(const Caller&, u64 vcpu) {
