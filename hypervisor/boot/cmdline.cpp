@@ -106,11 +106,21 @@ void write_expectation(Sink& sink, const Option& option) {
     }
 }
 
+// The token as written, except that a byte other than printable ASCII shows as '?': a quoted
+// token may hold a newline or an escape sequence, and a report must stay one line of text.
+void write_token(Sink& sink, Slice token) {
+    const usize shown = min(token.length, kMaxTokenEcho);
+    for (usize i = 0; i < shown; ++i) {
+        const char c = token.data[i] >= ' ' && token.data[i] <= '~' ? token.data[i] : '?';
+        sink.write(&c, 1);
+    }
+    if (token.length > kMaxTokenEcho) format(sink, "...");
+}
+
 // One diagnostic line: "cmdline: <token>: <problem> (expected <what the option takes>)".
 void report(Sink& sink, Slice token, const char* problem, const Option* option = nullptr) {
     format(sink, "cmdline: ");
-    sink.write(token.data, min(token.length, kMaxTokenEcho));
-    if (token.length > kMaxTokenEcho) format(sink, "...");
+    write_token(sink, token);
     format(sink, ": {}", problem);
     if (option != nullptr) {
         format(sink, " (expected ");

@@ -270,6 +270,14 @@ TEST_CASE("cmdline: unknown options and separators") {
         CHECK(parse_command_line("no-emu-exit emu_exit", rows, h.diagnostics) == 0);
         CHECK(h.s.verbose);
     }
+    SECTION("a quoted token with a newline or an escape is still reported on one line") {
+        // Found by tests/fuzz (multiboot2): the token was echoed raw, newline and all.
+        CHECK(h.parse("\"count=1\n2\" \"label=\x1b[2J") == 2);
+        CHECK(h.diagnostics.text ==
+              "cmdline: \"count=1?2\": not a number (expected 1..256)\n"
+              "cmdline: \"label=?[2J: unterminated quote\n");
+        CHECK(h.diagnostics.lines() == 2);
+    }
     SECTION("tabs and newlines separate tokens; only the first '=' splits") {
         CHECK(h.parse("\tverbose\ncount=7\r\nlabel=a=b ") == 0);
         CHECK(h.s.verbose);
