@@ -39,6 +39,10 @@ int take_fault() {
 
 u32 interrupts_taken(u8 vector) { return taken[vector]; }
 
+[[gnu::weak]] void on_unexpected_trap(const TrapFrame&) {
+    for (;;) asm volatile("cli; hlt");
+}
+
 }  // namespace guest
 
 extern "C" void guest_trap(guest::TrapFrame* frame) {
@@ -56,5 +60,5 @@ extern "C" void guest_trap(guest::TrapFrame* frame) {
     Console console;
     format(console, "not ok - unexpected exception {} (error {:#x}) at rip {:#x}\n", frame->vector,
            frame->error_code, frame->rip);
-    for (;;) asm volatile("cli; hlt");
+    on_unexpected_trap(*frame);
 }

@@ -13,6 +13,10 @@ struct TrapFrame {
     u64 vector, error_code, rip, cs, rflags, rsp, ss;
 };
 
+// What happens after an exception nobody expected has been reported: by default the guest
+// stops (HLT with interrupts off); a guest may define its own (weak).
+void on_unexpected_trap(const TrapFrame& frame);
+
 // Loads the IDT (64-bit interrupt gates on the PVH entry's code selector).
 void install_traps();
 
