@@ -347,23 +347,28 @@ def render_grub_cfg(cmdline, modules):
     return text
 
 
-def cmdline_iso(build_dir, elf, cmdline):
-    """An ISO whose default entry boots `elf` with `cmdline`; cached in build/iso-cmdline/."""
+def cmdline_iso(build_dir, elf, cmdline, dom0=None, guests_dir=None):
+    """An ISO whose default entry boots `elf` with `cmdline`; cached in build/iso-cmdline/.
+    Dom0 is `dom0` (default <build>/dom0.elf), then come the kernels of `guests_dir` (default
+    <build>/guests), named after their files, then its configurations (*.cfg) by file name, as
+    boot/CMakeLists.txt does."""
     elf = Path(elf)
     if not elf.is_file():
         raise HarnessError(f"{elf} does not exist (run `cmake --build {build_dir}` first)")
     if not shutil.which("grub-mkrescue"):
         raise HarnessError("grub-mkrescue is missing (./scripts/lamina deps)")
-    # Dom0 (build/dom0.elf) first, then the test guests (build/guests/*.elf), named after their
-    # files, then their configurations (build/guests/*.cfg) by file name, as boot/CMakeLists.txt does.
-    dom0 = Path(build_dir) / "dom0.elf"
-    guests = sorted((Path(build_dir) / "guests").glob("*.elf"))
-    configs = sorted((Path(build_dir) / "guests").glob("*.cfg"))
+    dom0 = Path(dom0) if dom0 else Path(build_dir) / "dom0.elf"
+    guests_dir = Path(guests_dir) if guests_dir else Path(build_dir) / "guests"
+    if not guests_dir.is_dir() and guests_dir != Path(build_dir) / "guests":
+        raise HarnessError(f"{guests_dir} is not a directory")
+    guests = sorted(guests_dir.glob("*.elf"))
+    configs = sorted(guests_dir.glob("*.cfg"))
     modules = ([("/boot/dom0.elf", "dom0")] if dom0.is_file() else []) + \
               [(f"/boot/guests/{g.name}", g.stem) for g in guests] + \
               [(f"/boot/guests/{c.name}", c.name) for c in configs]
     cfg = render_grub_cfg(cmdline, modules)
-    key = hashlib.sha256(cfg.encode()).hexdigest()[:12]
+    # Where the modules come from is part of the key: two Dom0 kernels make the same grub.cfg.
+    key = hashlib.sha256(f"{cfg}\n{dom0.resolve()}\n{guests_dir.resolve()}".encode()).hexdigest()[:12]
     out = Path(build_dir) / "iso-cmdline"
     out.mkdir(parents=True, exist_ok=True)
     iso = out / f"lamina-{key}.iso"
@@ -571,7 +576,7 @@ def resolve_iso(a):
         wanted = ("selftest", "emu_exit") if a.mode == "selftest" else ("emu_exit",)
         cmdline = " ".join(words + [w for w in wanted if w not in words])
     elf = Path(a.elf) if a.elf else Path(a.build_dir) / "lamina.elf"
-    return cmdline_iso(a.build_dir, elf, cmdline).resolve()
+    return cmdline_iso(a.build_dir, elf, cmdline, a.dom0, a.guests).resolve()
 
 
 def tail(path, n):
@@ -996,6 +1001,9 @@ def parse_args(argv):
                      help="boot build/lamina.elf with this hypervisor command line (an ISO is made "
                           "and cached in <build>/iso-cmdline/); selftest mode adds `selftest emu_exit`")
     p.add_argument("--elf", help="the image for --cmdline (default <build>/lamina.elf)")
+    p.add_argument("--dom0", help="the kernel booted as Dom0 with --cmdline (default <build>/dom0.elf)")
+    p.add_argument("--guests", help="the directory whose *.elf and *.cfg are the modules after Dom0, with "
+                                    "--cmdline (default <build>/guests)")
     p.add_argument("--build-dir", default=str(REPO / "build"))
     p.add_argument("--mode", choices=["ready", "selftest", "panic", "interactive"], default="selftest")
     p.add_argument("--expect-panic", metavar="REGEX",
