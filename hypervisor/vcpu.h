@@ -4,6 +4,7 @@
 // includes a VMX or SVM header.
 #pragma once
 
+#include <arch/x86_64/registers.h>
 #include <lamina/atomic.h>
 #include <lamina/types.h>
 
@@ -93,8 +94,9 @@ struct ExitInfo {
 
 // How a guest starts (its first instruction's CPU state).
 enum class EntryMode : u8 {
-    Real,        // CS:IP = entry >> 4 : entry & 0xf, paging and protection off
-    Protected32  // the PVH entry: flat 32-bit segments, paging off, EBX = start info
+    Real,         // CS:IP = entry >> 4 : entry & 0xf, paging and protection off
+    Protected32,  // the PVH entry: flat 32-bit segments, paging off, EBX = start info
+    Long64        // a flat 64-bit code segment, paging on: EntryState's cr0, cr3, cr4 and efer
 };
 
 // Where the guest's code runs: its privilege level, and whether in 64-bit mode (EFER.LMA and
@@ -104,12 +106,30 @@ struct ExecutionMode {
     bool long_mode;
 };
 
+// Segments are flat (base 0, limit 4 GiB) in every mode but Real, and the registers not named
+// here start as after INIT. The core checks the state (hypervisor/hypercall/vcpu_context.h)
+// before a backend loads it.
 struct EntryState {
-    EntryMode mode;
-    u64 rip;
-    u64 rbx;
-    u64 rsp;
+    EntryMode mode = EntryMode::Protected32;
+    u64 rip = 0;
+    u64 rflags = x86::kRflagsFixed;
+    u64 gprs[kGprCount] = {};  // in Gpr order
+    // Long64's paging, as the guest reads it (PE and PG, PAE, LME); the other modes start with
+    // paging off and these 0.
+    u64 cr0 = 0;
+    u64 cr3 = 0;
+    u64 cr4 = 0;
+    u64 efer = 0;
 };
+
+// `mode` at `rip` with EBX and ESP as given, every other register 0: the PVH entry (EBX = the
+// start info) and the self-tests' guests.
+constexpr EntryState make_entry_state(EntryMode mode, u64 rip, u64 rbx = 0, u64 rsp = 0) {
+    EntryState entry{.mode = mode, .rip = rip};
+    entry.gprs[static_cast<u8>(Gpr::Rbx)] = rbx;
+    entry.gprs[static_cast<u8>(Gpr::Rsp)] = rsp;
+    return entry;
+}
 
 // The stage-2 space a vCPU runs in (hypervisor/stage2): the root table for the EPTP or nCR3, and
 // the generation counter that moves when a change needs the vCPUs' TLBs flushed.

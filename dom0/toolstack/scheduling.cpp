@@ -24,9 +24,9 @@ bool check_pool_params(u64 timeslice_ms, u64 ratelimit_us, Message& error) {
         return false;
     }
     const u64 max_ratelimit = timeslice_ms * 1000;
-    if (ratelimit_us != 0 && (ratelimit_us < kRatelimitMinUs || ratelimit_us > max_ratelimit)) {
-        error.set("rate limit {} us is out of range (0, or {} to {} us: the time slice)", ratelimit_us, kRatelimitMinUs,
-                  max_ratelimit);
+    if (ratelimit_us != 0 && (ratelimit_us < LAMINA_SCHED_RATELIMIT_MIN_US || ratelimit_us > max_ratelimit)) {
+        error.set("rate limit {} us is out of range (0, or {} to {} us: the time slice)", ratelimit_us,
+                  LAMINA_SCHED_RATELIMIT_MIN_US, max_ratelimit);
         return false;
     }
     return true;

@@ -10,16 +10,13 @@
 
 namespace lamina::toolstack {
 
-// The shortest rate limit the hypervisor takes (its shortest slice); the ABI names no constant.
-constexpr u64 kRatelimitMinUs = 100;
-
 // A domain's weight (LAMINA_SCHED_WEIGHT_MIN to LAMINA_SCHED_WEIGHT_MAX) and cap (percent of one
 // CPU: 0 to 100 for each of the host's `host_cpus`). False with `error`, one line without the
 // command: "weight 0 is out of range (1 to 65535)".
 bool check_domain_params(u64 weight, u64 cap, u32 host_cpus, Message& error);
 
 // The pool's time slice (LAMINA_SCHED_TIMESLICE_MIN_MS to LAMINA_SCHED_TIMESLICE_MAX_MS) and rate
-// limit (0: off, or kRatelimitMinUs to the time slice). False with `error`, as above.
+// limit (0: off, or LAMINA_SCHED_RATELIMIT_MIN_US to the time slice). False with `error`, as above.
 bool check_pool_params(u64 timeslice_ms, u64 ratelimit_us, Message& error);
 
 // CpuSet keeps its CPUs as the ABI's affinity bitmaps do.

@@ -94,6 +94,7 @@ Status CpuidPolicy::init(const HostCpuid& host, const Config& config) {
     vcpu_count_ = config.vcpu_count;
     core_id_bits_ = id_bits(vcpu_count_);
     control_domain_ = config.control_domain;
+    domain_id_ = config.domain_id;
 
     // Basic leaves up to 0Dh, the last one the policy knows: past it lie leaves that describe
     // host-only resources (PT 14h, SGX 12h, RDT 0Fh/10h) or topology (1Fh) it does not model.
@@ -285,7 +286,7 @@ Registers CpuidPolicy::hypervisor(u32 leaf) const {
     switch (leaf) {
         case kSignatureLeaf:
             return {kLastHypervisorLeaf, signature_word(0), signature_word(4), signature_word(8)};
-        case kVersionLeaf: return {kAbiVersion, control_domain_ ? kDomainControl : 0, 0, 0};
+        case kVersionLeaf: return {kAbiVersion, control_domain_ ? kDomainControl : 0, domain_id_, 0};
         case kHypercallLeaf: return {kHypercallPageCount, kHypercallPageMsr, 0, 0};
         default: return {};  // the rest of the range is reserved
     }

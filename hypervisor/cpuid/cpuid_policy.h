@@ -36,6 +36,7 @@ constexpr u32 kMaxVcpus = 64;
 struct Config {
     u32 vcpu_count = 1;  // 1 to kMaxVcpus
     bool control_domain = false;
+    u16 domain_id = 0;   // leaf 4000_0001h ECX: how a domain learns its own id
 };
 
 // The vCPU state that CPUID reflects (SDM Vol. 2A, CPUID): OSXSAVE mirrors CR4.OSXSAVE, and
@@ -112,6 +113,7 @@ private:
     Registers cache_levels_[kCacheLevels];
     Registers xsave_[kXsaveSubleaves];
     bool control_domain_ = false;
+    u16 domain_id_ = 0;
 };
 
 }  // namespace lamina::cpuid

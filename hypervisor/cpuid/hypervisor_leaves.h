@@ -17,7 +17,7 @@ constexpr u32 kHypervisorRangeLast = 0x4fff'ffff;
 constexpr u32 kSignatureLeaf = LAMINA_CPUID_LEAF_SIGNATURE;
 constexpr char kSignature[] = LAMINA_CPUID_SIGNATURE;
 
-// EAX: the ABI version; EBX: the kDomain* flags below; ECX, EDX: 0.
+// EAX: the ABI version; EBX: the kDomain* flags below; ECX: the domain's id; EDX: 0.
 constexpr u32 kVersionLeaf = LAMINA_CPUID_LEAF_VERSION;
 constexpr u32 kAbiVersion = LAMINA_ABI_VERSION;
 constexpr u32 kDomainControl = LAMINA_CPUID_DOMAIN_CONTROL;  // this domain is the control domain (Dom0)

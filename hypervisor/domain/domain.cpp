@@ -2,10 +2,12 @@
 
 #include <arch/x86_64/apic.h>
 #include <arch/x86_64/cpu.h>
+#include <arch/x86_64/cpu_features.h>
 #include <hypervisor/cpuid/host_cpuid.h>
 #include <hypervisor/domain/domain_table.h>
 #include <hypervisor/heap.h>
 #include <hypervisor/hypercall/abi_exit_reason.h>
+#include <hypervisor/hypercall/vcpu_context.h>
 #include <hypervisor/log.h>
 #include <hypervisor/percpu.h>
 #include <hypervisor/sched/cpu_scheduler.h>
@@ -87,8 +89,8 @@ Domain* Domain::create(const DomainParams& params) {
 bool Domain::init() {
     cpuid::HardwareCpuid host;
     return stage2_.init() == stage2::Status::Ok &&
-           cpuid_.init(host, {.vcpu_count = kMaxVcpus, .control_domain = control_}) == cpuid::Status::Ok &&
-           (events_ = heap().create<event::EventChannels>(id_, kMaxVcpus, domains(),
+           cpuid_.init(host, {.vcpu_count = kMaxVcpus, .control_domain = control_, .domain_id = id_}) == cpuid::Status::Ok &&
+           (events_ = heap().create<event::EventChannels>(id_, max_vcpus_, domains(),
                                                           static_cast<event::UpcallSink&>(*this))) &&
            (vcpus_[0] = heap().create<DomainVcpu>(*this, 0u));
 }
@@ -132,7 +134,7 @@ bool Domain::build_pvh(const u8* image, usize image_size, u64 ram_bytes, const p
         log::error("domain {}: not a loadable PVH kernel: {}", name_, reason);
         return false;
     }
-    start_context_[0] = {EntryMode::Protected32, layout.entry.rip, layout.entry.rbx, layout.entry.rsp};
+    start_context_[0] = make_entry_state(EntryMode::Protected32, layout.entry.rip, layout.entry.rbx, layout.entry.rsp);
     has_start_context_[0] = true;
     if (!vcpus_[0]->start(start_context_[0], tlb_tag_)) {
         log::error("domain {}: its vCPU could not be created", name_);
@@ -198,39 +200,23 @@ i64 Domain::set_max_vcpus(u32 count) {
         has_start_context_[i] = false;
     }
     max_vcpus_ = count;
+    events_->set_vcpu_count(count);
     return 0;
 }
 
 namespace {
 
-// The modes EntryState can start a vCPU in; a 64-bit start needs the backends to load paging
-// state, which they cannot yet.
-i64 entry_state(const lamina_vcpu_context& context, EntryState* entry) {
-    if (context.flags != 0) return error(LAMINA_EINVAL);
-    switch (context.mode) {
-        case LAMINA_VCPU_MODE_REAL:
-            if (context.regs.rip > 0xfffff) return error(LAMINA_EINVAL);
-            entry->mode = EntryMode::Real;
-            break;
-        case LAMINA_VCPU_MODE_PROTECTED32:
-            if (context.regs.rip > 0xffffffff || context.regs.rsp > 0xffffffff || context.regs.rbx > 0xffffffff)
-                return error(LAMINA_EINVAL);
-            entry->mode = EntryMode::Protected32;
-            break;
-        default: return error(LAMINA_EINVAL);
-    }
-    entry->rip = context.regs.rip;
-    entry->rbx = context.regs.rbx;
-    entry->rsp = context.regs.rsp;
-    return 0;
+// A context of domain_set_vcpu_context or vcpu_up as the vCPU's entry state: false (-EINVAL) when
+// it breaks one of vcpu.h's rules. The guest's paging is the host CPU's, with its MAXPHYADDR.
+bool entry_state_of(const lamina_vcpu_context& context, EntryState* entry) {
+    return hypercall::entry_state_from_context(context, x86::cpu_features().physical_address_bits, entry);
 }
 
 }  // namespace
 
 i64 Domain::set_vcpu_context(u32 index, const lamina_vcpu_context& context) {
     if (state_ != LAMINA_DOMAIN_BUILDING) return error(LAMINA_EBUSY);
-    if (index >= max_vcpus_) return error(LAMINA_EINVAL);
-    if (const i64 invalid = entry_state(context, &start_context_[index])) return invalid;
+    if (index >= max_vcpus_ || !entry_state_of(context, &start_context_[index])) return error(LAMINA_EINVAL);
     has_start_context_[index] = true;
     return 0;
 }
@@ -239,8 +225,8 @@ i64 Domain::vcpu_up(u32 index, const lamina_vcpu_context& context) {
     DomainVcpu* target = vcpu(index);
     if (!target) return error(LAMINA_EINVAL);
     if (target->started() && !target->down) return error(LAMINA_EBUSY);
-    EntryState entry{};
-    if (const i64 invalid = entry_state(context, &entry)) return invalid;
+    EntryState entry;
+    if (!entry_state_of(context, &entry)) return error(LAMINA_EINVAL);
     if (!target->restart(entry, tlb_tag_)) return error(LAMINA_ENOMEM);
     if (scheduled_) scheduler::update(*target);
     return 0;
@@ -382,26 +368,28 @@ i64 Domain::set_console(u64 ring_gfn, u32 control_port) {
 
 // The ring's indices are in the domain's RAM: the domain may have written anything there. Only
 // the positions modulo the size are used, and a ring that looks full drops the byte.
-void Domain::append_to_console_ring(char c) {
+Domain::ConsoleAppend Domain::append_to_console_ring(char c) {
     auto* ring = static_cast<lamina_console_ring*>(guest_memory(console_ring_gfn_ * kFrameSize, sizeof(lamina_console_ring)));
-    if (!ring) return;
+    if (!ring) return ConsoleAppend::Dropped;
     auto& prod = reinterpret_cast<Atomic<u32>&>(ring->out_prod);
     const u32 producer = prod.load(MemoryOrder::Relaxed);
     const u32 consumer = reinterpret_cast<Atomic<u32>&>(ring->out_cons).load(MemoryOrder::Acquire);
     if (producer - consumer >= LAMINA_CONSOLE_RING_OUT_SIZE) {
         ++console_dropped_;
-        return;
+        return ConsoleAppend::Dropped;
     }
     ring->out[producer % LAMINA_CONSOLE_RING_OUT_SIZE] = c;
     prod.store(producer + 1, MemoryOrder::Release);
+    return producer + 1 - consumer == LAMINA_CONSOLE_RING_OUT_SIZE ? ConsoleAppend::Filled : ConsoleAppend::Appended;
 }
 
 void Domain::console_byte(char c) {
     if (console_port_) {
-        append_to_console_ring(c);
-        // One event per line (or per byte at the ring's end) keeps the control domain's
-        // wake-ups few.
-        if (c == '\n') domains().control_domain()->events().raise_from_hypervisor(console_port_);
+        // One event per line keeps the control domain's wake-ups few; one more when the ring
+        // fills, since what comes next is dropped until the consumer makes room.
+        const ConsoleAppend appended = append_to_console_ring(c);
+        if (appended == ConsoleAppend::Filled || (appended == ConsoleAppend::Appended && c == '\n'))
+            domains().control_domain()->events().raise_from_hypervisor(console_port_);
     }
     GuestConsole& con = console_;
     if (c != '\n' && con.length < sizeof(con.line) - 1) {
@@ -493,7 +481,7 @@ bool Domain::zero(u64 gpa, u64 size) {
 // An event became pending for one of its vCPUs: that vCPU wakes and, when the guest set an
 // upcall vector, takes that interrupt.
 void Domain::upcall(u32 vcpu, u8 vector) {
-    if (DomainVcpu* target = this->vcpu(vcpu)) target->notify(vector);
+    if (DomainVcpu* target = this->vcpu(vcpu)) target->notify(vector, true);
 }
 
 void Domain::reclaim_stage2_tables() {
@@ -592,8 +580,11 @@ i64 Domain::grant(u64 gfn, u16 remote, u32 flags) {
     return error(LAMINA_ENOSPC);
 }
 
+// A reference past the table is EINVAL; one in it with no grant behind it is ENOENT (errno.h:
+// "no such grant").
 i64 Domain::revoke(u32 ref) {
-    if (!grants_ || ref >= LAMINA_SHARED_PAGE_GRANTS || !grants_[ref].in_use) return error(LAMINA_EINVAL);
+    if (ref >= LAMINA_SHARED_PAGE_GRANTS) return error(LAMINA_EINVAL);
+    if (!grants_ || !grants_[ref].in_use) return error(LAMINA_ENOENT);
     if (grants_[ref].mappings) return error(LAMINA_EBUSY);
     grants_[ref] = {};
     return 0;
@@ -601,9 +592,10 @@ i64 Domain::revoke(u32 ref) {
 
 i64 Domain::map_grant(Domain& granter, u32 ref, u64 local_gfn) {
     reclaim_stage2_tables();
-    if (!granter.grants_ || ref >= LAMINA_SHARED_PAGE_GRANTS) return error(LAMINA_EINVAL);
+    if (ref >= LAMINA_SHARED_PAGE_GRANTS) return error(LAMINA_EINVAL);
+    if (!granter.grants_) return error(LAMINA_ENOENT);
     Grant& g = granter.grants_[ref];
-    if (!g.in_use || g.remote != id_) return error(LAMINA_EINVAL);
+    if (!g.in_use || g.remote != id_) return error(LAMINA_ENOENT);
     i64 result = 0;
     ForeignMapping* entry = free_foreign_entry(local_gfn, 1, &result);
     if (!entry) return result;

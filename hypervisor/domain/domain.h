@@ -162,7 +162,8 @@ private:
     void reclaim_stage2_tables();
     void set_state(lamina_domain_state state);
     void console_byte(char c);
-    void append_to_console_ring(char c);
+    enum class ConsoleAppend : u8 { Dropped, Appended, Filled };
+    ConsoleAppend append_to_console_ring(char c);
     // The vCPUs stop being scheduled (pause, shutdown) or may be again (unpause).
     void update_vcpus();
     // GuestPhysicalReader

@@ -57,7 +57,10 @@ i64 report_on(const Domain& caller, u64 domid, u64 out_gpa, Fill fill) {
 i64 VcpuHypercalls::domain_create(const Caller&, u64 params_gpa) {
     lamina_domain_create params;
     if (!vcpu_.domain().copy_from_guest(params_gpa, &params)) return kFault;
-    if (params.kind != LAMINA_DOMAIN_PVH || params.flags != 0) return error(LAMINA_EINVAL);
+    if (params.flags != 0) return error(LAMINA_EINVAL);
+    // HVM is a kind of the ABI that this hypervisor cannot build yet.
+    if (params.kind == LAMINA_DOMAIN_HVM) return error(LAMINA_EOPNOTSUPP);
+    if (params.kind != LAMINA_DOMAIN_PVH) return error(LAMINA_EINVAL);
     Domain* created = nullptr;
     const i64 id = domains().create(params.name, false, true, &created);
     if (id >= 0) log::info("domain {} ({}): created", id, created->name());
@@ -103,7 +106,7 @@ i64 VcpuHypercalls::domain_get_info(const Caller&, u64 domid, u64 info_gpa) {
 }
 
 i64 VcpuHypercalls::domain_list(const Caller&, u64 first_domid, u64 infos_gpa, u64 max_count) {
-    if (max_count > LAMINA_DOMAIN_LIST_MAX) return error(LAMINA_EINVAL);
+    if (max_count > LAMINA_DOMAIN_LIST_MAX) return error(LAMINA_E2BIG);
     auto* out = static_cast<lamina_domain_info*>(
         vcpu_.domain().guest_memory(infos_gpa, max_count * sizeof(lamina_domain_info)));
     if (!out && max_count) return kFault;
@@ -208,6 +211,9 @@ i64 VcpuHypercalls::sched_get_pool(const Caller&, u64 params_gpa) {
                                    static_cast<u32>(pool.ratelimit_ns / sched::kNsPerUs)};
     return vcpu_.domain().copy_to_guest(params_gpa, params) ? 0 : kFault;
 }
+
+static_assert(sched::CreditScheduler::kMinSliceNs == LAMINA_SCHED_RATELIMIT_MIN_US * sched::kNsPerUs,
+              "the ABI's shortest rate limit is the scheduler's shortest slice");
 
 i64 VcpuHypercalls::sched_set_pool(const Caller&, u64 timeslice_ms, u64 ratelimit_us) {
     const sched::PoolParams pool{timeslice_ms * sched::kNsPerMs, ratelimit_us * sched::kNsPerUs};

@@ -5,6 +5,7 @@
 
 #include <hypervisor/mm/frame_allocator.h>
 #include <hypervisor/stage2/frame_table_memory.h>
+#include <lamina/abi/domain.h>
 #include <lamina/abi/errno.h>
 #include <lamina/types.h>
 
@@ -16,7 +17,8 @@ public:
     static constexpr usize kMaxExtents = 64;
     // Frames one populate step allocates (contiguous) and zeroes before the hypercall lets the
     // CPU go. Hypercall buffers must lie in one extent, so the steps are large.
-    static constexpr u64 kPopulateStepFrames = 256 * MiB / kFrameSize;
+    static constexpr u64 kPopulateStepFrames = LAMINA_DOMAIN_POPULATE_STEP_PAGES;
+    static_assert(kPopulateStepFrames * kFrameSize == 256 * MiB);
 
     explicit DomainMemory(stage2::GuestSpace& space) : space_(space) {}
     DomainMemory(const DomainMemory&) = delete;

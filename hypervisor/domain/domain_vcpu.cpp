@@ -44,8 +44,12 @@ bool DomainVcpu::start(const EntryState& entry, u16 tlb_tag) {
 }
 
 bool DomainVcpu::restart(const EntryState& entry, u16 tlb_tag) {
+    // The CPU that ran it last holds it until its next scheduling decision (vcpu_down asked
+    // for one), which may come after the vCPU stopped: its state goes only once that CPU let go.
+    while (loaded_on.load(MemoryOrder::Acquire) != kNoCpu) cpu_relax();
     if (hw_) virt::destroy_vcpu(hw_);
     hw_ = nullptr;
+    fpu_.destroy();  // start() makes a new one, in the init state
     set_timer(0, 0);
     interrupts_.clear();
     event_pending_ = sleeping = halted = down = false;
@@ -118,12 +122,14 @@ void DomainVcpu::fire_timer_if_due(u64 now_ns) {
     if (!domain_.events_->raise_virq(LAMINA_VIRQ_TIMER, index_)) notify(0);
 }
 
-void DomainVcpu::notify(u8 vector) {
+void DomainVcpu::notify(u8 vector, bool on_event_page) {
     if (vector) interrupts_.raise(vector);
     {
         LockGuard guard(state_lock);
         if (!sleeping) {
-            event_pending_ = true;  // its next vcpu_block returns at once
+            // Its next vcpu_block returns at once: through the page (pending_for) while the guest
+            // has not taken the event there, else through this.
+            if (!on_event_page) event_pending_ = true;
             return;
         }
         // The event ends the sleep it was waiting in: nothing stays pending for the next one.

@@ -50,8 +50,10 @@ public:
     Vcpu& hardware() const { return *hw_; }
     const ExitHandler& exit_handler() const { return exits_handler_; }
 
-    // An event became pending for it: it wakes, and takes `vector` unless 0.
-    void notify(u8 vector);
+    // An event became pending for it: it wakes, and takes `vector` unless 0. An event its event
+    // page shows (upcall_pending) keeps a later vcpu_block from sleeping only while the page
+    // still shows it; any other (a timer with no VIRQ bound) makes the next one return at once.
+    void notify(u8 vector, bool on_event_page = false);
     bool raise_interrupt(u8 vector) { return interrupts_.raise(vector); }
     // Its one-shot timer: once `deadline_ns` (time::now_ns) has passed an event is pending
     // (VIRQ_TIMER) and `vector`, unless 0, is raised; 0 disarms it. False for a vector no

@@ -45,6 +45,11 @@ EventChannels::EventChannels(u16 domain_id, u32 vcpu_count, EventDomains& domain
     LAMINA_ASSERT(vcpu_count >= 1 && vcpu_count <= LAMINA_MAX_VCPUS);
 }
 
+void EventChannels::set_vcpu_count(u32 count) {
+    LAMINA_ASSERT(count >= 1 && count <= LAMINA_MAX_VCPUS);
+    vcpu_count_.store(count, MemoryOrder::Release);
+}
+
 i64 EventChannels::check_port(u32 port) const {
     if (!initialized()) return kNoEventPage;
     return port == 0 || port >= kPorts ? kInvalid : 0;
@@ -113,7 +118,7 @@ i64 EventChannels::connect(EventChannels& peer, u32 remote_port) {
 i64 EventChannels::bind_virq(u32 virq, u32 vcpu, bool control_domain) {
     LockGuard guard(lock_);
     if (!initialized()) return kNoEventPage;
-    if (virq >= kVirqs || vcpu >= vcpu_count_) return kInvalid;
+    if (virq >= kVirqs || vcpu >= vcpu_count_.load(MemoryOrder::Acquire)) return kInvalid;
     if (!per_vcpu(virq) && !control_domain) return kNotAllowed;
     Atomic<u16>& slot = virq_slot(virq, vcpu);
     if (slot.load(MemoryOrder::Relaxed)) return kExists;
@@ -194,7 +199,7 @@ i64 EventChannels::unmask(u32 port) {
 i64 EventChannels::set_upcall_vector(u32 vcpu, u8 vector) {
     LockGuard guard(lock_);
     if (!initialized()) return kNoEventPage;
-    if (vcpu >= vcpu_count_ || (vector != 0 && vector < kFirstUpcallVector)) return kInvalid;
+    if (vcpu >= vcpu_count_.load(MemoryOrder::Acquire) || (vector != 0 && vector < kFirstUpcallVector)) return kInvalid;
     upcall_vectors_[vcpu].store(vector, MemoryOrder::Release);
     const lamina_evtchn_shared& page = *page_.load(MemoryOrder::Acquire);
     if (vector && __atomic_load_n(&page.vcpu[vcpu].upcall_pending, __ATOMIC_SEQ_CST)) upcalls_.upcall(vcpu, vector);
@@ -207,7 +212,7 @@ bool EventChannels::raise(u32 port) {
 }
 
 bool EventChannels::raise_virq(u32 virq, u32 vcpu) {
-    if (virq >= kVirqs || (per_vcpu(virq) && vcpu >= vcpu_count_)) return false;
+    if (virq >= kVirqs || (per_vcpu(virq) && vcpu >= vcpu_count_.load(MemoryOrder::Acquire))) return false;
     const u32 port = virq_slot(virq, vcpu).load(MemoryOrder::Acquire);
     if (!port) return false;
     // The port may have been closed and bound to something else since the load: the route (and
@@ -233,7 +238,7 @@ bool EventChannels::raise_from_hypervisor(u32 port) {
 
 bool EventChannels::pending_for(u32 vcpu) const {
     const lamina_evtchn_shared* page = page_.load(MemoryOrder::Acquire);
-    if (!page || vcpu >= vcpu_count_) return false;
+    if (!page || vcpu >= vcpu_count_.load(MemoryOrder::Acquire)) return false;
     return __atomic_load_n(&page->vcpu[vcpu].upcall_pending, __ATOMIC_SEQ_CST) != 0;
 }
 

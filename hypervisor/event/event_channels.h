@@ -72,12 +72,15 @@ public:
     static constexpr u32 kVirqs = LAMINA_VIRQ_DOMAIN_DIED + 1;
     static constexpr u8 kFirstUpcallVector = 32;
 
-    // vcpu_count: 1 to LAMINA_MAX_VCPUS.
+    // vcpu_count: the domain's vCPUs, 1 to LAMINA_MAX_VCPUS.
     EventChannels(u16 domain_id, u32 vcpu_count, EventDomains& domains, UpcallSink& upcalls);
     EventChannels(const EventChannels&) = delete;
     EventChannels& operator=(const EventChannels&) = delete;
 
     u16 domain_id() const { return domain_id_; }
+    // The domain has `count` vCPUs now (1 to LAMINA_MAX_VCPUS): VIRQs and upcall vectors name
+    // only those. While the domain is built, before it could bind any.
+    void set_vcpu_count(u32 count);
 
     // The hypercalls of this domain: each returns what the hypercall returns, a port or 0, or a
     // negative LAMINA_E*.
@@ -174,7 +177,7 @@ private:
     void unlock_with(EventChannels& peer);
 
     const u16 domain_id_;
-    const u32 vcpu_count_;
+    Atomic<u32> vcpu_count_;  // read without the lock by raise_virq and pending_for
     EventDomains& domains_;
     UpcallSink& upcalls_;
     mutable SpinLock lock_;

@@ -164,7 +164,7 @@ TEST_CASE("cpuid: VMX and SVM are never visible", "[cpuid]") {
 
 TEST_CASE("cpuid: the hypervisor leaves", "[cpuid]") {
     const FakeHost host = intel_host();
-    const CpuidPolicy guest = policy_for(host, {.vcpu_count = 2});
+    const CpuidPolicy guest = policy_for(host, {.vcpu_count = 2, .domain_id = 7});
     const CpuidPolicy dom0 = policy_for(host, {.vcpu_count = 1, .control_domain = true});
 
     const Registers signature = guest.lookup(0x4000'0000, 0, {});
@@ -173,9 +173,11 @@ TEST_CASE("cpuid: the hypervisor leaves", "[cpuid]") {
     CHECK(signature.ebx == 0x696d614c);  // "Lami", first byte lowest
 
     const Registers version = guest.lookup(0x4000'0001, 0, {});
-    CHECK(version.eax == 0x0001'0000);
+    CHECK(version.eax == 0x0001'0001);
     CHECK(version.eax == LAMINA_ABI_VERSION);
     CHECK(version.ebx == 0);
+    CHECK(version.ecx == 7);  // the domain's id
+    CHECK(dom0.lookup(0x4000'0001, 0, {}).ecx == 0);
     CHECK(dom0.lookup(0x4000'0001, 0, {}).ebx == kDomainControl);
 
     const Registers hypercall = guest.lookup(0x4000'0002, 7, {});

@@ -432,6 +432,26 @@ TEST_CASE("event channels: VIRQs, TIMER per vCPU and the global ones for the con
     CHECK(events.bind_virq(LAMINA_VIRQ_CONSOLE, 2, true) == 3);
 }
 
+TEST_CASE("event channels: VIRQs and upcall vectors name only the vCPUs the domain has") {
+    Domains domains;
+    auto d = std::make_unique<Domain>(domains, 5, 1);
+    EventChannels& events = d->events;
+    REQUIRE(events.init(&d->page) == 0);
+    CHECK(events.bind_virq(LAMINA_VIRQ_TIMER, 1, false) == error(LAMINA_EINVAL));
+    CHECK(events.set_upcall_vector(1, kVector) == error(LAMINA_EINVAL));
+
+    events.set_vcpu_count(2);  // domain_set_max_vcpus
+    CHECK(events.bind_virq(LAMINA_VIRQ_TIMER, 1, false) == 1);
+    CHECK(events.set_upcall_vector(1, kVector) == 0);
+    CHECK(events.bind_virq(LAMINA_VIRQ_TIMER, 2, false) == error(LAMINA_EINVAL));
+    CHECK(events.set_upcall_vector(2, kVector) == error(LAMINA_EINVAL));
+    CHECK(events.raise_virq(LAMINA_VIRQ_TIMER, 1));
+    CHECK(d->upcalls.take() == Calls{"1:243"});
+    CHECK_FALSE(events.raise_virq(LAMINA_VIRQ_TIMER, 2));
+    CHECK(events.pending_for(1));
+    CHECK_FALSE(events.pending_for(2));
+}
+
 TEST_CASE("event channels: a masked port raises no upcall until unmask") {
     Domains domains;
     auto d = std::make_unique<Domain>(domains, 0);

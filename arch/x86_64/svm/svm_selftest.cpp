@@ -128,8 +128,8 @@ constexpr u8 kRealModeGuest[] = {
 };
 
 void protected_mode_guest(Context& t) {
-    const EntryState entry{EntryMode::Protected32, kCodeAddress, 0x5a5a0001, kGuestStackTop};
-    TestGuest guest(kProtectedGuest, entry);
+    constexpr u64 kEntryRbx = 0x5a5a0001;
+    TestGuest guest(kProtectedGuest, make_entry_state(EntryMode::Protected32, kCodeAddress, kEntryRbx, kGuestStackTop));
     if (!guest.ready(t)) return;
     Vcpu* vcpu = &guest.vcpu();
     const GuestMemory& memory = guest.memory();
@@ -145,9 +145,9 @@ void protected_mode_guest(Context& t) {
     ExitInfo exit = run_guest(t, *vcpu);
     if (!expect_exit(t, *vcpu, exit, ExitReason::Cpuid, 0x1005)) return;
     t.expect(vcpu->gpr(Gpr::Rax) == 0x40000000, "RAX {:#x} at CPUID", vcpu->gpr(Gpr::Rax));
-    t.expect(vcpu->gpr(Gpr::Rbx) == entry.rbx && vcpu->gpr(Gpr::Rsp) == entry.rsp,
+    t.expect(vcpu->gpr(Gpr::Rbx) == kEntryRbx && vcpu->gpr(Gpr::Rsp) == kGuestStackTop,
              "RBX {:#x} RSP {:#x}, entry state {:#x} {:#x}", vcpu->gpr(Gpr::Rbx), vcpu->gpr(Gpr::Rsp),
-             entry.rbx, entry.rsp);
+             kEntryRbx, kGuestStackTop);
     t.expect(vcpu->segment(SegmentRegister::Gs).base == 0x5000, "guest GS base {:#x}",
              vcpu->segment(SegmentRegister::Gs).base);
     vcpu->set_gpr(Gpr::Rax, 0x4c);  // the core's answer, which OUT then writes
@@ -200,7 +200,7 @@ void protected_mode_guest(Context& t) {
 }
 
 void real_mode_guest(Context& t) {
-    TestGuest guest(kRealModeGuest, {EntryMode::Real, kCodeAddress, 0, 0});
+    TestGuest guest(kRealModeGuest, make_entry_state(EntryMode::Real, kCodeAddress));
     if (!guest.ready(t)) return;
     Vcpu* vcpu = &guest.vcpu();
     const Segment cs = vcpu->segment(SegmentRegister::Cs);
@@ -219,7 +219,7 @@ void real_mode_guest(Context& t) {
 }
 
 void refused_guest(Context& t) {
-    TestGuest guest(kHaltingGuest, {EntryMode::Protected32, kCodeAddress, 0, 0});
+    TestGuest guest(kHaltingGuest, make_entry_state(EntryMode::Protected32, kCodeAddress));
     if (!guest.ready(t)) return;
     Vcpu* vcpu = &guest.vcpu();
 
@@ -240,7 +240,7 @@ void refused_guest(Context& t) {
 }
 
 void refused_by_vmrun(Context& t) {
-    TestGuest guest(kHaltingGuest, {EntryMode::Protected32, kCodeAddress, 0, 0});
+    TestGuest guest(kHaltingGuest, make_entry_state(EntryMode::Protected32, kCodeAddress));
     if (!guest.ready(t)) return;
     Vcpu* vcpu = &guest.vcpu();
 
@@ -266,7 +266,7 @@ constexpr u8 kSpinningGuest[] = {
 constexpr u64 kTimerNs = 100000;
 
 void host_interrupt(Context& t) {
-    TestGuest guest(kSpinningGuest, {EntryMode::Protected32, kCodeAddress, 0, 0});
+    TestGuest guest(kSpinningGuest, make_entry_state(EntryMode::Protected32, kCodeAddress));
     if (!guest.ready(t)) return;
     Vcpu* vcpu = &guest.vcpu();
 

@@ -99,6 +99,12 @@ Segment flat_segment(u16 selector, u16 type) {
             static_cast<u16>(type | kSegmentCodeOrData | kSegmentPresent | kSegmentDefaultBig |
                              kSegmentGranularity)};
 }
+// 64-bit code: L instead of D/B, which VMRUN refuses together (15.5.1).
+Segment flat_code64_segment(u16 selector) {
+    return {selector, 0, 0xffffffff,
+            static_cast<u16>(kTypeCodeReadAccessed | kSegmentCodeOrData | kSegmentPresent | kSegmentLong |
+                             kSegmentGranularity)};
+}
 Segment system_segment(u16 type) { return {0, 0, 0xffff, static_cast<u16>(type | kSegmentPresent)}; }
 
 bool exception_has_error_code(u8 vector) {
@@ -337,26 +343,33 @@ void SvmVcpu::init_controls(u64 ncr3_root_phys, u16 asid) {
 void SvmVcpu::init_guest_state(const EntryState& entry) {
     VmcbSave& s = vmcb_.save;
     const bool real = entry.mode == EntryMode::Real;
+    const bool long64 = entry.mode == EntryMode::Long64;
     const u16 code_selector = real ? static_cast<u16>(entry.rip >> 4) : kFlatCodeSelector;
-    const Segment code = real ? real_mode_segment(code_selector, kTypeCodeReadAccessed)
-                              : flat_segment(code_selector, kTypeCodeReadAccessed);
+    const Segment code = real     ? real_mode_segment(code_selector, kTypeCodeReadAccessed)
+                         : long64 ? flat_code64_segment(code_selector)
+                                  : flat_segment(code_selector, kTypeCodeReadAccessed);
     const Segment data = real ? real_mode_segment(0, kTypeDataReadWriteAccessed)
                               : flat_segment(kFlatDataSelector, kTypeDataReadWriteAccessed);
     s.cs = to_vmcb(code);
     s.es = s.ss = s.ds = s.fs = s.gs = to_vmcb(data);
     s.ldtr = to_vmcb(system_segment(kTypeLdt));
+    // Type 11: the busy 32-bit TSS, and in long mode the busy 64-bit one.
     s.tr = to_vmcb(system_segment(kTypeBusyTss32));
     s.gdtr.limit = s.idtr.limit = 0xffff;
     s.cpl = 0;
     s.rip = real ? entry.rip & 0xf : entry.rip;
-    s.cr0 = real ? kCr0Et : kCr0Et | kCr0Pe;
-    s.efer = x86::kEferSvme;
-    s.rflags = kRflagsFixed;
+    // Long64 starts with the entry's paging (ET reads as 1 whatever is written, APM Vol. 2
+    // 3.1.1); set_efer sets LMA from LME and PG, as the CPU would.
+    s.cr0 = long64 ? entry.cr0 | kCr0Et : real ? kCr0Et : kCr0Et | kCr0Pe;
+    s.cr3 = entry.cr3;
+    s.cr4 = entry.cr4;
+    set_efer(entry.efer);
+    s.rflags = entry.rflags;
     s.dr6 = kDr6Reset;
     s.dr7 = kDr7Reset;
     s.g_pat = kPatPowerOn;
-    set_gpr(Gpr::Rbx, entry.rbx);
-    set_gpr(Gpr::Rsp, entry.rsp);
+    // RAX and RSP reach the VMCB from these before each VMRUN.
+    str::copy_bytes(gprs_, entry.gprs, sizeof gprs_);
 }
 
 void SvmVcpu::set_segment(SegmentRegister s, const Segment& value) {

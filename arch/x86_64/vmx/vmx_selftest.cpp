@@ -78,7 +78,8 @@ void with_guest(Context& t, EntryMode mode, const u8* code, usize size, Scenario
         GuestMemory memory(stage2::Stage2Format::Ept);
         if (!t.expect(memory.init(), "no memory for a 2 MiB guest")) return;
         memory.copy(kCodeAddress, code, size);
-        VcpuHandle vcpu(create_vmx_vcpu(memory.binding(), kVpid, {mode, kCodeAddress, kEntryRbx, kEntryRsp}));
+        VcpuHandle vcpu(
+            create_vmx_vcpu(memory.binding(), kVpid, make_entry_state(mode, kCodeAddress, kEntryRbx, kEntryRsp)));
         if (!t.expect(static_cast<bool>(vcpu), "create_vmx_vcpu failed (see the log)")) return;
         scenario(*vcpu, memory);
     }

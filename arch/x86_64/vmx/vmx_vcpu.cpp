@@ -44,10 +44,16 @@ constexpr u32 kAccessUnusable = 1u << 16;
 constexpr u16 kAccessPresent = 1u << 7;
 constexpr u16 kAccessLongMode = 1u << 13;
 constexpr u16 kRealModeData = 0x93;  // read/write, accessed, S, P
-constexpr u16 kRealModeCode = 0x9b;  // execute/read, accessed, S, P
+// CS in real mode as well: type 3, which VM entry allows for CS with unrestricted guest (SDM
+// Vol. 3C 27.3.1.2: its DPL must be 0, nothing more). Bochs 2.7 refuses an execute/read CS
+// (type 11, 0x9b) whose selector's RPL is not its DPL, a check the SDM makes only without
+// unrestricted guest; a real-mode start's selector (rip >> 4) has any low bits.
+constexpr u16 kRealModeCode = kRealModeData;
 constexpr u16 kFlatData32 = 0xc093;  // the same with D/B and G
 constexpr u16 kFlatCode32 = 0xc09b;
-// VM entry wants TR usable and busy in every mode, real mode included (SDM Vol. 3C 27.3.1.2).
+constexpr u16 kFlatCode64 = 0xa09b;  // L instead of D/B (SDM Vol. 3C 27.3.1.2: not both)
+// VM entry wants TR usable and busy in every mode, real mode included (SDM Vol. 3C 27.3.1.2);
+// type 11 is the busy 32-bit TSS, and in IA-32e mode the busy 64-bit one.
 constexpr u16 kBusyTss32 = 0x8b;
 constexpr u32 kRealModeLimit = 0xffff;
 constexpr u32 kFlatLimit = 0xffffffff;
@@ -529,11 +535,12 @@ void VmxVcpu::write_host_state() {
 
 void VmxVcpu::write_entry_state(const EntryState& entry) {
     const bool real = entry.mode == EntryMode::Real;
+    const bool long64 = entry.mode == EntryMode::Long64;
     const Segment data = real ? Segment{0, 0, kRealModeLimit, kRealModeData}
                               : Segment{kFlatDataSelector, 0, kFlatLimit, kFlatData32};
     const u16 code_selector = real ? static_cast<u16>(entry.rip >> 4) : kFlatCodeSelector;
     const Segment code = real ? Segment{code_selector, u64{code_selector} << 4, kRealModeLimit, kRealModeCode}
-                              : Segment{code_selector, 0, kFlatLimit, kFlatCode32};
+                              : Segment{code_selector, 0, kFlatLimit, long64 ? kFlatCode64 : kFlatCode32};
     constexpr SegmentRegister kDataSegments[] = {SegmentRegister::Es, SegmentRegister::Ss, SegmentRegister::Ds,
                                                  SegmentRegister::Fs, SegmentRegister::Gs};
     for (SegmentRegister s : kDataSegments) write_segment(static_cast<u32>(s), data);
@@ -549,20 +556,21 @@ void VmxVcpu::write_entry_state(const EntryState& entry) {
     write(Field::GuestIdtrLimit, 0xffff);
 
     write(Field::GuestRip, real ? entry.rip & 0xf : entry.rip);
-    write(Field::GuestRflags, kRflagsFixed);
-    gprs_[static_cast<u8>(Gpr::Rsp)] = entry.rsp;
-    gprs_[static_cast<u8>(Gpr::Rbx)] = entry.rbx;
-    write(Field::GuestRsp, entry.rsp);
-    vmcs_rsp_ = entry.rsp;
+    write(Field::GuestRflags, entry.rflags);
+    str::copy_bytes(gprs_, entry.gprs, sizeof gprs_);
+    vmcs_rsp_ = gprs_[static_cast<u8>(Gpr::Rsp)];
+    write(Field::GuestRsp, vmcs_rsp_);
 
-    write(Field::GuestEfer, 0);
+    // load_cr0 sets LMA and the "IA-32e mode guest" control from LME and PG.
+    write(Field::GuestEfer, entry.efer);
     write(Field::GuestPat, kPatPowerOn);
-    write(Field::GuestCr3, 0);
+    write(Field::GuestCr3, entry.cr3);
     for (u32 i = 0; i < 4; ++i) write(static_cast<Field>(static_cast<u32>(Field::GuestPdpte0) + 2 * i), 0);
-    // The reset value of CR0 without CD and NW (a guest should not start uncached), plus NE so
-    // that the usual writes of CR0 leave the owned bit as it is and need no exit.
-    load_cr0((real ? 0 : kCr0Pe) | kCr0Et | kCr0Ne);
-    load_cr4(0);
+    load_cr4(entry.cr4);
+    // Long64 starts with the context's CR0 (ET reads as 1 whatever is written, SDM Vol. 3A 2.5).
+    // The others: the reset value of CR0 without CD and NW (a guest should not start uncached),
+    // plus NE so that the usual writes of CR0 leave the owned bit as it is and need no exit.
+    load_cr0(long64 ? entry.cr0 | kCr0Et : (real ? 0 : kCr0Pe) | kCr0Et | kCr0Ne);
     write(Field::GuestDr7, kDr7Reset);
     write(Field::GuestDebugCtl, 0);
     write(Field::GuestSysenterCs, 0);

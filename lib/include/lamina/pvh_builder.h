@@ -91,9 +91,9 @@ struct BuildRequest {
     u64 rsdp = 0;                        // the guest's ACPI RSDP, 0 if it has none
 };
 
-// How the first vCPU starts; the same fields as the vCPU interface's EntryState
-// (hypervisor/vcpu.h), which lib/ cannot include. PVH is always Protected32: flat 32-bit
-// segments, paging off, EBX = the start info, no stack.
+// How the first vCPU starts: what the vCPU interface's EntryState (hypervisor/vcpu.h), which
+// lib/ cannot include, is made from. PVH is always Protected32: flat 32-bit segments, paging
+// off, EBX = the start info, no stack.
 enum class EntryMode : u8 { Real, Protected32 };
 
 struct EntryState {

@@ -10,10 +10,15 @@
  * with a special meaning, as Xen keeps DOMID_SELF. */
 #define LAMINA_DOMID_CONTROL 0u
 #define LAMINA_DOMID_MAX 0x7fefu
-/* A domain's name: printable ASCII, unique, NUL-terminated within this many bytes. */
+/* A domain's name: 1 to 31 characters of [A-Za-z0-9_.-], not all digits (consoles and shells
+ * show it, and take a number for an id), unique, NUL-terminated within this many bytes; what
+ * follows the NUL is ignored. */
 #define LAMINA_DOMAIN_NAME_SIZE 32u
 /* Records one domain_list call writes, at most. */
 #define LAMINA_DOMAIN_LIST_MAX 64u
+/* domain_populate_memory's step (256 MiB): one run of contiguous host memory, which a step takes
+ * whole or not at all. */
+#define LAMINA_DOMAIN_POPULATE_STEP_PAGES 65536u
 
 enum lamina_domain_kind {
     LAMINA_DOMAIN_PVH = 0, /* a 64-bit ELF kernel that talks through hypercalls */

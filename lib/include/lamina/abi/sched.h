@@ -12,6 +12,9 @@
 /* The pool's time slice. */
 #define LAMINA_SCHED_TIMESLICE_MIN_MS 1u
 #define LAMINA_SCHED_TIMESLICE_MAX_MS 1000u
+/* The shortest rate limit the pool takes, 0 (off) aside: below it the timer that ends a slice
+ * costs more than the slice (Xen's XEN_SYSCTL_SCHED_RATELIMIT_MIN). */
+#define LAMINA_SCHED_RATELIMIT_MIN_US 100u
 
 struct lamina_sched_domain {
     uint32_t weight; /* LAMINA_SCHED_WEIGHT_MIN to LAMINA_SCHED_WEIGHT_MAX */

@@ -11,7 +11,7 @@
 /* major.minor. A minor version only adds (hypercalls, feature bits, reasons in counters that
  * have room for them); a major version may change anything. A guest checks the major. */
 #define LAMINA_ABI_VERSION_MAJOR 1u
-#define LAMINA_ABI_VERSION_MINOR 0u
+#define LAMINA_ABI_VERSION_MINOR 1u /* 1.1: CPUID 0x40000001 ECX, the domain's id */
 /* As CPUID leaf 0x40000001 EAX and the version hypercall report it: major in bits 31:16. */
 #define LAMINA_ABI_VERSION ((LAMINA_ABI_VERSION_MAJOR << 16) | LAMINA_ABI_VERSION_MINOR)
 #define LAMINA_ABI_VERSION_MAJOR_OF(version) ((uint32_t)(version) >> 16)
@@ -25,7 +25,8 @@
 #define LAMINA_CPUID_SIGNATURE_ECX 0x614c616eu /* "naLa" */
 #define LAMINA_CPUID_SIGNATURE_EDX 0x616e696du /* "mina" */
 
-/* EAX: LAMINA_ABI_VERSION; EBX: the LAMINA_CPUID_DOMAIN_* flags; ECX, EDX: 0. */
+/* EAX: LAMINA_ABI_VERSION; EBX: the LAMINA_CPUID_DOMAIN_* flags; ECX: the domain's id (since
+ * 1.1; the control domain's is LAMINA_DOMID_CONTROL); EDX: 0. */
 #define LAMINA_CPUID_LEAF_VERSION 0x40000001u
 #define LAMINA_CPUID_DOMAIN_CONTROL (1u << 0) /* this domain is the control domain (Dom0) */
 
