@@ -14,6 +14,7 @@ Scenarios (--scenario):
   fairness   the credit scheduler's figures on 2 CPUs: weights 256/512/1024, a cap of 25 (+-3 %,
              +-1 %), and how late Dom0 wakes while guests compute (run it with --smp 2)
   fairness4  the same on 4 CPUs with 4-vCPU domains (--smp 4)
+  conformance-crash  Dom0's `conformance` with kernels that crash and hang: both CRASH, cleaned up
   sched      the credit scheduler: a ticker created with cpu_weight, cap and cpus; sched-credit
              shows and sets a domain's weight and cap and the pool's time slice and rate limit,
              refusing what is out of range; vcpu-pin and vcpu-list (written for one host CPU)
@@ -187,6 +188,18 @@ SCENARIOS = {
     "fairness": fairness_scenario(2),
     # The same on 4 CPUs with domains of four vCPUs: 4/7, 8/7 and 16/7 of a CPU.
     "fairness4": fairness_scenario(4),
+    # Dom0's conformance runner against kernels that cannot pass (run it with --guests pointing at
+    # the build's conformance-runner-check/: the triple_fault guest as test-crash, the spinner as
+    # test-hang): a domain that dies is CRASH, one that outlives the time-out is CRASH, and the
+    # runner cleans up after both (the host state checks would say FAILURE otherwise).
+    "conformance-crash": (
+        ["conformance -q -t 3", "list", "poweroff"],
+        ["lamina> conformance -q -t 3",
+         "CONFORMANCE RESULT name=test-crash category=unknown result=CRASH", "crashed: triple fault",
+         "CONFORMANCE RESULT name=test-hang category=unknown result=CRASH", "detail=still running after 3 s",
+         "CONFORMANCE SUMMARY tests=2 success=0 skip=0 error=0 failure=0 crash=2 result=CRASH",
+         "lamina> list", "!test-", "lamina> poweroff", "dom0 powered off"],
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 #include <dom0/kernel/commands.h>
 #include <dom0/kernel/bench.h>
+#include <dom0/kernel/conformance.h>
 
 #include <dom0/kernel/console.h>
 #include <dom0/kernel/domains.h>
@@ -740,6 +741,9 @@ constexpr Command kSchedCredits[] = {
     {"bench", "bench [wake]",
      "measure hypercalls, domain creation and a domain's cost, or (wake) how late Dom0 wakes from its timer",
      bench_command},
+    {"conformance", "conformance [-q] [-t seconds] [-a \"key=value ...\"] [pattern]",
+     "run the conformance test kernels (images test-*, those matching pattern) as domains, one at a time",
+     conformance_command},
     {"poweroff", "poweroff", "end every domain and power the machine off", poweroff_command},
 };
 
