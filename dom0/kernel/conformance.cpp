@@ -5,6 +5,7 @@
 #include <dom0/kernel/domains.h>
 #include <dom0/kernel/events.h>
 #include <dom0/kernel/memory.h>
+#include <dom0/toolstack/domain_builder.h>
 #include <dom0/toolstack/test_report.h>
 #include <lamina/abi/hypercall.h>
 #include <lamina/string.h>
@@ -156,6 +157,86 @@ bool withdraw_pages(const Grants& grants, char* detail, usize detail_size) {
     return true;
 }
 
+// Where Dom0 maps a grant the test asks it to: the console slot of domain 0, which the toolstack
+// never builds, so the frame is in no other use, not RAM, not mapped as a device
+// (hypervisor/main.cpp leaves the toolstack's window out), and shares its page tables with the
+// running test's console slot: mapping it allocates none that would show in the accounting.
+constexpr u64 kPeerMapGfn = toolstack::kConsoleSlotBase + LAMINA_DOMID_CONTROL;
+
+// Dom0 as the test domain's other domain, answering its requests (the protocol is in
+// dom0/toolstack/test_report.h). Everything the domain sends is untrusted: at most one request
+// and one echo per wake-up of Dom0's, whatever it floods Dom0 with.
+class Peer {
+public:
+    explicit Peer(toolstack::ManagedDomain& domain) : domain_(domain) {}
+
+    // One wake-up while the test runs: echo an event on the offered port, answer the last request.
+    void serve(toolstack::TestReport& report) {
+        if (port_ > 0 && take_event(static_cast<u32>(port_))) {
+            ++echoes_;
+            lamina_hc_evtchn_send(static_cast<u32>(port_));
+        }
+        toolstack::PeerRequest request;
+        if (report.take_request(&request)) answer(request);
+    }
+
+    // Before the domain is destroyed (a mapping of its page would keep it): closes the port and
+    // removes a mapping the test left, which is a failure; false with why then.
+    bool disconnect(char* detail, usize detail_size) {
+        if (port_ > 0) lamina_hc_evtchn_close(static_cast<u32>(port_));
+        port_ = -1;
+        if (!mapped_) return true;
+        mapped_ = false;
+        format_to(detail, detail_size, "the test left its grant mapped by Dom0 (unmapped: {})",
+                  lamina_errno_name(lamina_hc_shared_page_unmap(kPeerMapGfn)));
+        return false;
+    }
+
+    u32 answered() const { return answered_; }
+    u32 echoes() const { return echoes_; }
+
+private:
+    void answer(const toolstack::PeerRequest& request) {
+        const u16 domid = domain_.built.domid;
+        char reply[48];
+        usize length = 0;
+        switch (request.kind) {
+            case toolstack::PeerRequestKind::OfferPort:
+                if (port_ <= 0) {
+                    port_ = lamina_hc_evtchn_alloc_unbound(domid);
+                    if (port_ > 0) take_event(static_cast<u32>(port_));  // a bit left by a port of that number before
+                }
+                length = format_to(reply, sizeof(reply), "port {}\n", port_);
+                break;
+            case toolstack::PeerRequestKind::Map: {
+                const i64 result = lamina_hc_shared_page_map(domid, request.ref, kPeerMapGfn);
+                mapped_ = mapped_ || result == 0;
+                length = result == 0 ? format_to(reply, sizeof(reply), "mapped 0 {:02x}\n",
+                                                 *reinterpret_cast<const volatile u8*>(kPeerMapGfn * toolstack::kFrameSize))
+                                     : format_to(reply, sizeof(reply), "mapped {}\n", result);
+                break;
+            }
+            case toolstack::PeerRequestKind::Unmap: {
+                const i64 result = lamina_hc_shared_page_unmap(kPeerMapGfn);
+                mapped_ = mapped_ && result != 0;
+                length = format_to(reply, sizeof(reply), "unmapped {}\n", result);
+                break;
+            }
+            case toolstack::PeerRequestKind::Unknown:
+                length = format_to(reply, sizeof(reply), "unknown\n");
+                break;
+        }
+        ++answered_;
+        toolstack().type_into(domain_, reply, min(length, sizeof(reply) - 1));
+    }
+
+    toolstack::ManagedDomain& domain_;
+    i64 port_ = -1;  // the port offered to the domain, once it asked
+    bool mapped_ = false;
+    u32 answered_ = 0;
+    u32 echoes_ = 0;
+};
+
 struct Outcome {
     Verdict verdict;
     char detail[160];
@@ -169,6 +250,7 @@ Outcome run_test(const char* name, const char* command_line, u64 timeout_s, bool
     if (!domain) return outcome;
     const u16 domid = domain->built.domid;
     const Grants grants = offer_pages(*domain);
+    Peer peer(*domain);
     toolstack().follow(domain, &output);
     const u64 deadline = now_ns() + timeout_s * 1'000'000'000;
     const i64 unpaused = domain_control().unpause(domid);
@@ -179,6 +261,7 @@ Outcome run_test(const char* name, const char* command_line, u64 timeout_s, bool
     bool ended = false, timed_out = false;
     while (unpaused >= 0) {
         service_domains(notices);
+        peer.serve(output.report);
         ended = domain_control().get_info(domid, info) >= 0 && info.state >= LAMINA_DOMAIN_SHUTTING_DOWN;
         if (ended) break;
         const u64 now = now_ns();
@@ -193,6 +276,10 @@ Outcome run_test(const char* name, const char* command_line, u64 timeout_s, bool
     toolstack().handle_ended_domains(notices);  // in case DOMAIN_DIED has not come yet
     toolstack().follow(nullptr, nullptr);
     if (!quiet) console().flush();
+    char peer_detail[sizeof(outcome.detail)];
+    const bool peer_clean = peer.disconnect(peer_detail, sizeof(peer_detail));
+    if (peer.answered() || peer.echoes())  // TestOutput leaves it off the terminal when quiet
+        format(output, "peer: Dom0 answered {} requests, echoed {} events\n", peer.answered(), peer.echoes());
     const i64 destroyed = toolstack().destroy(domid);
 
     Verdict verdict;
@@ -219,6 +306,9 @@ Outcome run_test(const char* name, const char* command_line, u64 timeout_s, bool
         format_to(outcome.detail, sizeof(outcome.detail), "domain_destroy: {}", lamina_errno_name(destroyed));
     } else if (!withdraw_pages(grants, outcome.detail, sizeof(outcome.detail))) {
         outcome.verdict = worst(outcome.verdict, Verdict::Failure);
+    } else if (!peer_clean) {
+        outcome.verdict = worst(outcome.verdict, Verdict::Failure);
+        str::copy_bounded(outcome.detail, peer_detail, sizeof(outcome.detail));
     }
     return outcome;
 }

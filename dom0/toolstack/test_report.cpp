@@ -61,6 +61,16 @@ bool test_chosen(const char* image_name, const char* pattern) {
     return !*pattern;
 }
 
+PeerRequest parse_peer_request(const char* text) {
+    if (str::equal(text, "port")) return {PeerRequestKind::OfferPort, 0};
+    if (str::equal(text, "unmap")) return {PeerRequestKind::Unmap, 0};
+    u64 ref;
+    const char* end;
+    if (starts_with(text, "map ") && leading_number(text + 4, &ref, &end) && !*end && ref <= 0xffffffff)
+        return {PeerRequestKind::Map, static_cast<u32>(ref)};
+    return {};
+}
+
 const char* verdict_name(Verdict verdict) { return kVerdictNames[static_cast<u8>(verdict)]; }
 
 void TestReport::feed(const char* bytes, usize length) {
@@ -79,9 +89,21 @@ bool TestReport::result(Verdict* verdict) const {
     return true;
 }
 
+bool TestReport::take_request(PeerRequest* request) {
+    if (!request_waiting_) return false;
+    request_waiting_ = false;
+    *request = request_;
+    return true;
+}
+
 void TestReport::finish_line() {
     line_[length_] = '\0';
     length_ = 0;
+    if (starts_with(line_, kPeerRequestPrefix)) {
+        request_ = parse_peer_request(line_ + str::length(kPeerRequestPrefix));
+        request_waiting_ = true;
+        return;
+    }
     if (starts_with(line_, kResult)) {
         const char* word = line_ + str::length(kResult);
         ++result_lines_;

@@ -3,8 +3,8 @@
 // vCPU, signalled, masked and unmasked, described and closed with the states, bits and upcalls
 // the ABI gives; every refusal the table implies (ports, VIRQs, vCPUs, vectors out of range,
 // other domains' ports, values wider than their types, bad buffers) and none of them leaves a
-// port open. Channels to other domains need a peer that offers one: Dom0 offers none (the other
-// end of its console port is the hypervisor), so the channels here connect the domain to itself.
+// port open. Most channels here connect the domain to itself; one connects it to another domain:
+// Dom0, asked as the peer (ask_peer "port"), offers a port and echoes each event on it.
 #include <tests/conformance/framework/conformance.h>
 
 #include <lamina/string.h>
@@ -95,6 +95,30 @@ void check_no_port_open(Test& t, const char* call) {
 }
 
 bool closed(u32 port) { return lamina_hc_evtchn_close(port) == 0; }
+
+// Waits (about 5 s at most) for `port` to become pending.
+bool becomes_pending(u32 port) {
+    for (u32 round = 0; round < 500 && !pending(port); ++round) {
+        lamina_hc_vcpu_set_timer(10'000'000);
+        lamina_hc_vcpu_block();
+    }
+    lamina_hc_vcpu_set_timer(0);
+    return pending(port);
+}
+
+// The port Dom0 offers this domain when asked; 0 (having said why) when it offers none.
+u32 dom0_port(Test& t) {
+    char reply[32];
+    u64 port = 0;
+    if (ask_peer("port", reply, sizeof(reply)) < 0) {
+        t.skip("Dom0 did not answer \"port\": it is no peer (run by an older Dom0?)");
+    } else if (str::compare_bytes(reply, "port ", 5) != 0 || !str::parse_u64(reply + 5, str::length(reply + 5), &port) ||
+               port == 0 || port >= LAMINA_EVTCHN_PORTS) {
+        t.error("set-up: Dom0 offered no port: \"{}\"", reply);
+        port = 0;
+    }
+    return static_cast<u32>(port);
+}
 
 // A channel from the domain to itself: `offered` (allocated first) and `bound`.
 struct Channel {
@@ -518,4 +542,27 @@ HYPERCALL_TEST(evtchn_set_upcall_vector) {
     acknowledge_all();
     t.check(close_channel(c), "evtchn_close: both ends of the channel");
     check_no_port_open(t, "evtchn_set_upcall_vector");
+}
+
+TEST_CASE(dom0_peer, "a channel to another domain: Dom0's offered port, echoed events") {
+    if (!ready(t)) return;
+    const u32 offered = dom0_port(t);
+    if (!offered) return;
+    const char* rounds[] = {"first", "second"};
+    for (const char* round : rounds) {
+        // The second round binds the same port again: closing this end left Dom0's unbound.
+        const i64 bound = lamina_hc_evtchn_bind_interdomain(LAMINA_DOMID_CONTROL, offered);
+        char what[112];
+        format_to(what, sizeof(what), "evtchn_bind_interdomain: the port Dom0 offered, {} time", round);
+        if (!t.check(bound > 0, what, "{}", lamina_errno_name(bound))) break;
+        const u32 port = static_cast<u32>(bound);
+        t.check(status_is(status_of(port), port, LAMINA_EVTCHN_INTERDOMAIN, 0, LAMINA_DOMID_CONTROL, offered, 0),
+                "evtchn_status: INTERDOMAIN to Dom0's port");
+        acknowledge_all();  // the bind's own event
+        t.returns(lamina_hc_evtchn_send(port), 0, "evtchn_send: to Dom0");
+        t.check(becomes_pending(port), "evtchn_send: Dom0 takes the event and its echo arrives here");
+        acknowledge_all();
+        t.returns(lamina_hc_evtchn_close(port), 0, "evtchn_close: this end of the channel to Dom0");
+    }
+    check_no_port_open(t, "a channel to Dom0");
 }

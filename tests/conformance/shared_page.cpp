@@ -1,7 +1,8 @@
 // Shared pages (shared_page.h) as an unprivileged domain uses them. Dom0 offers each test domain
 // a writable and a read-only page (options granter, grant_rw, grant_ro); this kernel maps both
 // outside its RAM, finds Dom0's patterns there, writes the writable one through two mappings at
-// once, and unmaps; it grants its own pages to Dom0 and revokes them (Dom0 never maps them). Every
+// once, and unmaps; it grants its own pages to Dom0 and revokes them, and asks Dom0 (the peer,
+// ask_peer) to map its grants: Dom0 reads them, and while it has one mapped revoke is EBUSY. Every
 // refusal the table implies: references not granted to it or out of range, domains that do not
 // exist, frames that are RAM or mapped already or not mapped, frames that are not its RAM to
 // grant, grants to itself, unknown flags, values wider than their types; a mapped frame is no
@@ -19,6 +20,7 @@ namespace {
 
 constexpr u16 kNoDomain = LAMINA_DOMID_MAX;  // never created while the suite runs
 constexpr u8 kWritten = 0x3c;                // what this kernel writes into Dom0's writable page
+constexpr u8 kOwnPatterns[] = {0xc3, 0x96};  // what its own pages hold when Dom0 maps them
 
 alignas(4096) u8 own_pages[2][4096];
 
@@ -68,6 +70,18 @@ void check_nothing_mapped(Test& t, const char* call, u32 frames) {
     char what[96];
     format_to(what, sizeof(what), "{}: afterwards nothing is mapped (unmap is EINVAL)", call);
     t.check(mapped == 0, what, "{} mappings were left", mapped);
+}
+
+// Asks Dom0 to `request` ("map <ref>", "unmap"): whether its reply was `expected`. An old Dom0
+// that does not answer: SKIP, and false in `answered`.
+bool peer_replies(Test& t, const char* request, const char* expected, const char* what, bool* answered) {
+    char reply[32];
+    *answered = ask_peer(request, reply, sizeof(reply)) >= 0;
+    if (!*answered) {
+        t.skip("Dom0 did not answer \"{}\": it is no peer (run by an older Dom0?)", request);
+        return false;
+    }
+    return t.check(str::equal(reply, expected), what, "Dom0 replied \"{}\"", reply);
 }
 
 }  // namespace
@@ -151,8 +165,35 @@ HYPERCALL_TEST(shared_page_revoke) {
     t.returns(lamina_hc_shared_page_map(o.granter, o.writable, free_gfn(0)), 0,
               "shared_page_map: Dom0's grant is still there");
     lamina_hc_shared_page_unmap(free_gfn(0));
-    t.note("shared_page_revoke's EBUSY (the other domain has the page mapped) needs a domain that maps this "
-           "one's grants: Dom0 maps none");
+
+    // A grant the other domain has mapped stays until it unmaps: Dom0 maps one on request and
+    // reads this domain's pattern there, writable and read-only grants alike.
+    const struct {
+        const char* kind;
+        u32 flags;
+    } grants[] = {{"writable", 0}, {"read-only", LAMINA_SHARE_READONLY}};
+    for (u32 i = 0; i < array_size(grants); ++i) {
+        str::fill_bytes(own_pages[i], kOwnPatterns[i], sizeof(own_pages[i]));
+        const i64 granted = lamina_hc_shared_page_grant(gfn_of(own_pages[i]), LAMINA_DOMID_CONTROL, grants[i].flags);
+        if (granted < 0) {
+            t.error("set-up: shared_page_grant ({}): {}", grants[i].kind, lamina_errno_name(granted));
+            continue;
+        }
+        char request[32], expected[32], what[112];
+        format_to(request, sizeof(request), "map {}", granted);
+        format_to(expected, sizeof(expected), "mapped 0 {:02x}", kOwnPatterns[i]);
+        format_to(what, sizeof(what), "shared_page_map: Dom0 maps the {} grant and reads this domain's page", grants[i].kind);
+        bool answered;
+        const bool mapped = peer_replies(t, request, expected, what, &answered);
+        if (mapped) {
+            format_to(what, sizeof(what), "shared_page_revoke: the {} grant Dom0 has mapped is EBUSY", grants[i].kind);
+            t.returns(lamina_hc_shared_page_revoke(static_cast<u64>(granted)), kEbusy, what);
+            peer_replies(t, "unmap", "unmapped 0", "shared_page_unmap: Dom0 unmaps the grant", &answered);
+        }
+        format_to(what, sizeof(what), "shared_page_revoke: the {} grant, once Dom0 unmapped it", grants[i].kind);
+        t.returns(lamina_hc_shared_page_revoke(static_cast<u64>(granted)), 0, what);
+        if (!answered) break;
+    }
     check_no_grant_left(t, "shared_page_revoke");
     check_nothing_mapped(t, "shared_page_revoke", 1);
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <string>
 
 #include <dom0/toolstack/test_report.h>
 
@@ -10,6 +11,7 @@ using toolstack::Verdict;
 namespace {
 
 void feed(TestReport& report, const char* text) { report.feed(text, std::strlen(text)); }
+void feed(TestReport& report, const std::string& text) { report.feed(text.data(), text.size()); }
 
 }  // namespace
 
@@ -84,4 +86,33 @@ TEST_CASE("tests are chosen by glob or by a part of the name without test-") {
     // Many stars against a long name finish at once.
     CHECK_FALSE(toolstack::test_chosen("test-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                                        "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b"));
+}
+
+TEST_CASE("request lines for Dom0 as the peer are parsed strictly; the last one waits") {
+    using toolstack::PeerRequestKind;
+    const auto parse = toolstack::parse_peer_request;
+    CHECK(parse("port").kind == PeerRequestKind::OfferPort);
+    CHECK(parse("unmap").kind == PeerRequestKind::Unmap);
+    CHECK(parse("map 7").kind == PeerRequestKind::Map);
+    CHECK(parse("map 7").ref == 7);
+    CHECK(parse("map 4294967295").ref == 0xffffffffu);
+    for (const char* bad : {"", "map", "map ", "map 4294967296", "map 99999999999999999999999", "map -1", "map 7 ",
+                            "map 0x7", "map 7x", "unmap 3", "port 1", "Map 7", " map 7"})
+        CHECK(parse(bad).kind == PeerRequestKind::Unknown);
+
+    TestReport report;
+    toolstack::PeerRequest request;
+    CHECK_FALSE(report.take_request(&request));
+    feed(report, "conformance-request: map 3\nok 1 - x\nconformance-request: unm");
+    feed(report, "ap\r\n");
+    REQUIRE(report.take_request(&request));
+    CHECK(request.kind == PeerRequestKind::Unmap);  // the older request was dropped
+    CHECK_FALSE(report.take_request(&request));
+    feed(report, "# conformance-request: map 3\nconformance-request: what\n");
+    REQUIRE(report.take_request(&request));
+    CHECK(request.kind == PeerRequestKind::Unknown);  // only at a line's start, and unknown words are answered
+    feed(report, std::string("conformance-request: map 1") + std::string(500, '0') + "\n");
+    REQUIRE(report.take_request(&request));
+    CHECK(request.kind == PeerRequestKind::Unknown);  // cut at the line's capacity: no number
+    CHECK(report.checks() == 0);
 }

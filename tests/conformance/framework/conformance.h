@@ -137,6 +137,13 @@ static_assert(sizeof(Case) == 24, "scripts/check-conformance-coverage.py reads 2
 // read-only); the writable one holds kGrantPattern, the read-only one kGrantPatternReadOnly.
 u64 option(const char* key, u64 fallback);
 
+// Dom0 as the other domain (dom0/toolstack/test_report.h has the requests and replies): prints
+// "conformance-request: <request>" and waits about 5 s for Dom0's one-line reply, typed into the
+// console input. The reply's length, without its newline, cut to fit `reply` (always
+// NUL-terminated); -LAMINA_EAGAIN when none came (a Dom0 that does not answer), -LAMINA_ENOENT
+// without a console (the control domain).
+i64 ask_peer(const char* request, char* reply, usize reply_size);
+
 // Whether this kernel runs as the control domain, and its domain's id (CPUID 0x40000001 EBX, ECX).
 bool is_control_domain();
 u16 own_domid();

@@ -15,6 +15,9 @@ namespace conformance {
 namespace {
 
 constexpr usize kCommandLineMax = 1024;
+// How long ask_peer waits for Dom0's reply: rounds of a one-shot timer and vcpu_block.
+constexpr u32 kPeerReplyRounds = 500;
+constexpr u64 kPeerReplyRoundNs = 10'000'000;
 
 // A domain's output goes to port 0xE9, which the hypervisor appends to its console ring, and
 // drops while the ring is full: so each byte waits until Dom0 has made room (the ring is the
@@ -88,9 +91,11 @@ void read_start_info(u64 start_info_gpa) {
     }
 }
 
+volatile lamina_console_ring* console_ring() { return reinterpret_cast<volatile lamina_console_ring*>(console_ring_gpa); }
+
 void read_console_input() {
     if (!console_ring_gpa) return;
-    auto* ring = reinterpret_cast<volatile lamina_console_ring*>(console_ring_gpa);
+    volatile lamina_console_ring* ring = console_ring();
     usize length = str::length(command_line);
     const u32 produced = ring->in_prod;
     u32 consumed = ring->in_cons;
@@ -142,6 +147,33 @@ u64 option(const char* key, u64 fallback) {
         at = end + 1;
     }
     return fallback;
+}
+
+// The first line of input (the offer) was read at the start; each reply is one more line.
+i64 ask_peer(const char* request, char* reply, usize reply_size) {
+    if (!console_ring_gpa || reply_size == 0) return kEnoent;
+    format(output, "{}{}\n", toolstack::kPeerRequestPrefix, request);
+    volatile lamina_console_ring* ring = console_ring();
+    usize length = 0;
+    reply[0] = '\0';
+    for (u32 round = 0; round < kPeerReplyRounds; ++round) {
+        for (u32 consumed = ring->in_cons; consumed != ring->in_prod;) {
+            const char c = ring->in[consumed++ % LAMINA_CONSOLE_RING_IN_SIZE];
+            ring->in_cons = consumed;
+            if (c == '\n') {
+                lamina_hc_vcpu_set_timer(0);  // no stray timer event for the cases after
+                return static_cast<i64>(length);
+            }
+            if (length + 1 < reply_size) {
+                reply[length++] = c;
+                reply[length] = '\0';
+            }
+        }
+        lamina_hc_vcpu_set_timer(kPeerReplyRoundNs);
+        lamina_hc_vcpu_block();
+    }
+    lamina_hc_vcpu_set_timer(0);
+    return kEagain;
 }
 
 bool is_control_domain() { return control; }
