@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/<harness>/.
+"""Writes the seed corpora of the fuzz harnesses into <output>/<harness>/ (the build runs it:
+<build>/fuzz/seeds/).
 
 Small, valid inputs modelled on what each parser meets (GRUB's boot information under SeaBIOS
 and OVMF, a PVH kernel as the linker lays it out, QEMU's q35 ACPI tables, the test guests' configs,
 shell sessions, the MMIO instruction forms drivers use, guests whose page tables lead to them).
-Deterministic: running it again rewrites the same bytes. Inputs the fuzzers found (crash-*, since
-fixed) live beside these and are kept.
+Deterministic: running it again writes the same bytes. Inputs the fuzzers found that once
+crashed a parser are among them, rebuilt here, so that every run tries them again.
+
+    tests/fuzz/make_seeds.py --output build/fuzz/seeds
 """
 
+import argparse
 import struct
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = None  # the output directory, from the command line
 
 
 def write(harness, name, data):
@@ -104,6 +108,10 @@ def multiboot2_seeds():
     command_line = (b'console=com2 baud=9600 loglvl=debug smp=0x10 no-selftest emu-exit apic="x2apic" '
                     b'"crash=none" bench=yes dom0_mem=512M no-smp smp=999 bogus "open\0')
     write("multiboot2", "command_line.bin", mb2_info(mb2_tag(1, command_line)))
+    # Found by this harness: quoted tokens holding a newline and an escape sequence were echoed
+    # raw into their diagnostics (tests/unit/test_cmdline.cpp has the regression case).
+    write("multiboot2", "found_quoted_newline.bin",
+          mb2_info(mb2_tag(1, b'console=com1 "crash=pa\nnic" smp=2 "loglvl=\x1b[2J\0')))
 
 
 # ---- ELF64 PVH kernels ----------------------------------------------------------------------
@@ -366,6 +374,9 @@ def mmio_seeds():
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, required=True, help="the directory to write the corpora into")
+    CORPUS = parser.parse_args().output
     multiboot2_seeds()
     elf_seeds()
     acpi_seeds()

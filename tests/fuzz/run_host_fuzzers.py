@@ -2,8 +2,8 @@
 """Runs Lamina's host libFuzzer harnesses (tests/fuzz) from a build directory.
 
 Each harness fuzz_<name> runs for --seconds from a fresh working corpus, <work-dir>/<name>/corpus
-(a copy of the committed seeds in tests/fuzz/corpus/<name>/, which are also read from there and
-never written). Crash, timeout and out-of-memory inputs go to <work-dir>/artifacts/. Prints one
+(a copy of the seeds the build generated with make_seeds.py in <build-dir>/fuzz/seeds/<name>/,
+which are also read from there and never written). Crash, timeout and out-of-memory inputs go to <work-dir>/artifacts/. Prints one
 line per harness: executions, executions per second, coverage, corpus size and what it found.
 Exits 0 when no harness found anything, 1 when one did, 2 when a harness could not run.
 
@@ -19,8 +19,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FUZZ_DIR = Path(__file__).resolve().parent
-SEED_ROOT = FUZZ_DIR / "corpus"
 # A single input running longer than this is a hang.
 INPUT_TIMEOUT_SECONDS = 10
 RSS_LIMIT_MB = 2048
@@ -46,8 +44,8 @@ class Outcome:
         return self.ran and (self.exit_code != 0 or bool(self.artifacts))
 
 
-def harness_names(pattern):
-    names = sorted(p.name for p in SEED_ROOT.iterdir() if p.is_dir())
+def harness_names(seed_root, pattern):
+    names = sorted(p.name for p in seed_root.iterdir() if p.is_dir())
     return [n for n in names if re.search(pattern, n)] if pattern else names
 
 
@@ -62,7 +60,7 @@ def run_harness(name, build_dir, work_dir, seconds):
     if not binary.is_file():
         outcome.problem = f"{binary} not found: build it first (cmake --build {build_dir})"
         return outcome
-    seeds = SEED_ROOT / name
+    seeds = build_dir / "fuzz" / "seeds" / name
     harness_dir = work_dir / name
     corpus = harness_dir / "corpus"
     artifacts = work_dir / "artifacts"
@@ -118,7 +116,11 @@ def main():
 
     build_dir = args.build_dir.resolve()
     work_dir = (args.work_dir or build_dir / "fuzz").resolve()
-    names = harness_names(args.filter)
+    seed_root = build_dir / "fuzz" / "seeds"
+    if not seed_root.is_dir():
+        print(f"{seed_root} does not exist: build first (cmake --build {build_dir})", file=sys.stderr)
+        return 2
+    names = harness_names(seed_root, args.filter)
     if not names:
         print(f"no harness matches {args.filter!r}", file=sys.stderr)
         return 2
