@@ -96,7 +96,7 @@ bool read_host_info(Shell& shell, const char* command, lamina_host_info* host) {
 }
 
 // The host's CPUs as a CPU set can hold them.
-u32 host_cpus(const lamina_host_info& host) { return min(max(host.cpus, 1u), toolstack::CpuSet::kMaxCpus); }
+u32 host_cpus(const lamina_host_info& host) { return toolstack::limits_of(host).host_cpus; }
 
 const char* state_name(const lamina_domain_info& info) {
     if (info.flags & LAMINA_DOMAIN_FAULTED) return "crashed";
@@ -330,8 +330,7 @@ int console_command(Shell& shell, int argc, const char* const* argv) {
 bool host_limits(Shell& shell, toolstack::Limits* limits) {
     lamina_host_info host;
     if (!read_host_info(shell, "create", &host)) return false;
-    *limits = {max<u64>(host.free_pages / kPagesPerMiB, 1), min(max(host.max_vcpus, 1u), LAMINA_MAX_VCPUS),
-               host_cpus(host)};
+    *limits = toolstack::limits_of(host);
     return true;
 }
 

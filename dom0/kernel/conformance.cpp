@@ -94,8 +94,7 @@ toolstack::ManagedDomain* create_paused(const char* name, const char* command_li
         format_to(detail, detail_size, "host_info failed");
         return nullptr;
     }
-    const toolstack::Limits limits{max<u64>(host.free_pages / (MiB / 4096), 1), max(host.max_vcpus, 1u),
-                                   max(host.cpus, 1u)};
+    const toolstack::Limits limits = toolstack::limits_of(host);
     char command_line_key[160];
     format_to(command_line_key, sizeof(command_line_key), "cmdline={}", command_line);
     const char* keys[array_size(kTestKeys) + 1];

@@ -623,6 +623,12 @@ bool apply_override(const char* assignment, const Limits& limits, DomainConfig& 
     return parser.parse_override();
 }
 
+Limits limits_of(const lamina_host_info& host) {
+    constexpr u64 kPagesPerMiB = MiB / 4096;
+    return {max<u64>(host.free_pages / kPagesPerMiB, 1), min(max(host.max_vcpus, 1u), LAMINA_MAX_VCPUS),
+            min(max(host.cpus, 1u), CpuSet::kMaxCpus)};
+}
+
 bool finish_config(const Limits& limits, DomainConfig& config, Diagnostics& diagnostics) {
     check_limits(limits);
     if (!config.name[0]) return fail_at(diagnostics, 0, "name: missing; every domain needs one");

@@ -25,6 +25,8 @@
 #pragma once
 
 #include <dom0/toolstack/message.h>
+#include <lamina/abi/host.h>
+#include <lamina/abi/vcpu.h>
 #include <lamina/assert.h>
 #include <lamina/format.h>
 #include <lamina/types.h>
@@ -102,6 +104,10 @@ struct Limits {
     u32 max_vcpus;        // >= 1
     u32 host_cpus;        // 1..CpuSet::kMaxCpus
 };
+
+// The limits of a host as host_info describes it: its free memory, its vCPU limit (at most
+// LAMINA_MAX_VCPUS), its CPUs (at most CpuSet::kMaxCpus), each at least 1.
+Limits limits_of(const lamina_host_info& host);
 
 struct Diagnostic {
     u32 line;        // 0 when it is about no line (an override, a missing key)

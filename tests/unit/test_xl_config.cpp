@@ -639,3 +639,18 @@ TEST_CASE("xl config: a config written back reads back the same") {
     CHECK(formatted(reread->config) == formatted(defaults->config));
     CHECK(formatted(defaults->config).find("\ncpus") == std::string::npos);
 }
+
+TEST_CASE("xl config: a host's limits, each at least 1 and within what the toolstack can name") {
+    lamina_host_info host{};
+    Limits limits = limits_of(host);
+    CHECK(limits.max_memory_mib == 1);
+    CHECK(limits.max_vcpus == 1);
+    CHECK(limits.host_cpus == 1);
+    host.free_pages = 3 * 256 + 255;  // 3 MiB and a bit
+    host.max_vcpus = 1000;
+    host.cpus = 100000;
+    limits = limits_of(host);
+    CHECK(limits.max_memory_mib == 3);
+    CHECK(limits.max_vcpus == LAMINA_MAX_VCPUS);
+    CHECK(limits.host_cpus == CpuSet::kMaxCpus);
+}
