@@ -9,9 +9,9 @@
 #ifndef PVH_MAIN
 #error "PVH_MAIN names the kernel's main function"
 #endif
+#include <lamina/long_mode_switch.S.h>
+
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define CODE_SELECTOR 0x08
-#define DATA_SELECTOR 0x10
 #define PAGE_PRESENT_WRITABLE 0x03
 #define PAGE_LARGE 0x80
 #define MAPPED_GIB 4
@@ -53,27 +53,11 @@ pvh_entry:
     jne 2b
     movl $(pdpt + PAGE_PRESENT_WRITABLE), pml4
 
-    movl %cr4, %eax
-    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax  /* PAE, OSFXSR, OSXMMEXCPT: SSE usable */
-    movl %eax, %cr4
-    movl $pml4, %eax
-    movl %eax, %cr3
-    movl $0xc0000080, %ecx       /* EFER.LME */
-    rdmsr
-    orl $(1 << 8), %eax
-    wrmsr
-    movl %cr0, %eax
-    orl $0x80000001, %eax        /* PG | PE */
-    movl %eax, %cr0
-    lgdt gdt_pointer
-    ljmp $CODE_SELECTOR, $long_mode
+    enter_long_mode $pml4, pvh_gdt_pointer, long_mode
 
     .code64
 long_mode:
-    movw $DATA_SELECTOR, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
+    load_long_mode_data_segments
     movl %edi, %edi
     call PVH_MAIN
 3:  cli                          /* PVH_MAIN does not return */
@@ -85,10 +69,13 @@ long_mode:
     .balign 8
 gdt:
     .quad 0
-    .quad 0x00af9a000000ffff     /* CODE_SELECTOR: 64-bit code */
-    .quad 0x00cf92000000ffff     /* DATA_SELECTOR: data */
+    .quad 0x00af9a000000ffff     /* LONG_MODE_CODE_SELECTOR: 64-bit code */
+    .quad 0x00cf92000000ffff     /* LONG_MODE_DATA_SELECTOR: data */
 gdt_end:
-gdt_pointer:
+/* A 32-bit LGDT reads the base's low half, a 64-bit one all of it: kernels lie below 4 GiB. Other
+ * entries of the kernel (secondary vCPUs) load it too. */
+    .global pvh_gdt_pointer
+pvh_gdt_pointer:
     .short gdt_end - gdt - 1
     .quad gdt
 
