@@ -749,6 +749,7 @@ def run_interactive(a):
 
 
 SHELL_PROMPT = b"lamina> "
+DOM0_STARTING = re.compile(r"\bdom0: .* starting$")
 NO_PROMPT_GRACE = 5.0  # seconds after READY
 
 
@@ -806,10 +807,12 @@ def bridged_interactive(a, iso, files, emu_exit):
     proto = Protocol()
     pending = b""
     # Piped input goes out a line per shell prompt, the way a person types after seeing it, so
-    # that none arrives while nobody reads the port (its FIFO holds 16 bytes). Without a prompt
-    # (no Dom0) it all goes out a few seconds after READY.
+    # that none arrives while nobody reads the port (its FIFO holds 16 bytes). A Dom0 decides when
+    # it wants input, however long that takes; without one it all goes out a few seconds after
+    # READY.
     queued, partial = [], b""
     prompts, sent, seen_tail = 0, 0, b""
+    dom0_started = False
     ready_at = None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -836,7 +839,9 @@ def bridged_interactive(a, iso, files, emu_exit):
                 pending += data
                 *lines, pending = pending.split(b"\n")
                 for l in lines:
-                    proto.feed(clean_line(l))
+                    line = clean_line(l)
+                    proto.feed(line)
+                    dom0_started = dom0_started or bool(DOM0_STARTING.search(line))
             if want_stdin and stdin_fd in r:
                 data = os.read(stdin_fd, 4096)
                 if not data:
@@ -864,7 +869,7 @@ def bridged_interactive(a, iso, files, emu_exit):
             if proto.ready is not None and ready_at is None:
                 ready_at = time.monotonic()
             if queued and ready_at is not None:
-                if prompts == 0 and time.monotonic() - ready_at > NO_PROMPT_GRACE:
+                if not dom0_started and prompts == 0 and time.monotonic() - ready_at > NO_PROMPT_GRACE:
                     prompts = sent + len(queued)  # no shell: send it all
                 while queued and sent < prompts:
                     conn.sendall(queued.pop(0))
