@@ -23,7 +23,7 @@ struct EntryRecord {
 
 extern "C" {
 extern const char real_mode_blob[], real_mode_blob_end[], real_mode_record[];
-extern const char protected_entry[], long64_entry[];
+extern const char protected_entry[];
 u32 secondary_cr3;  // vCPU 0's page tables, for protected_entry's switch to long mode
 EntryRecord protected_record;
 [[noreturn]] void secondary_main();
@@ -331,15 +331,7 @@ HYPERCALL_TEST(vcpu_up) {
     }
 
     // 64-bit mode, on vCPU 0's page tables, with the CR4 bits a LONG64 context may carry.
-    constexpr u64 kCr4Pae = 1 << 5, kCr4Osfxsr = 1 << 9, kCr4Osxmmexcpt = 1 << 10;
-    lamina_vcpu_context long64 =
-        context(LAMINA_VCPU_MODE_LONG64, reinterpret_cast<u64>(long64_entry), valid.regs.rsp);
-    u64 cr0;
-    asm volatile("mov %%cr0, %0" : "=r"(cr0));
-    long64.cr0 = cr0;
-    long64.cr3 = secondary_cr3;
-    long64.cr4 = kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt;
-    long64.efer = 1 << 8;  // LME
+    lamina_vcpu_context long64 = long64_vcpu_context(secondary_main, secondary_stack + sizeof(secondary_stack));
     const u32 long_before = long_mode_arrivals.load();
     job = nullptr;
     if (t.returns(lamina_hc_vcpu_up(kSecond, gpa_of(&long64)), 0, "vcpu_up: takes a LONG64 context")) {

@@ -42,11 +42,7 @@ protected_entry:
     record_registers , protected_record
     enter_long_mode secondary_cr3, pvh_gdt_pointer, long_mode
 
-/* 64-bit mode, as a LONG64 context starts it: the kernel's GDT before any segment is reloaded. */
     .code64
-    .global long64_entry
-long64_entry:
-    lgdt pvh_gdt_pointer
 long_mode:
     load_long_mode_data_segments
     movl %esp, %esp              /* the upper half is undefined after the switch */

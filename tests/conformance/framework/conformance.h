@@ -204,6 +204,11 @@ void check_bad_buffers(Test& t, const char* call_name, u64 size, Call call) {
 
 inline u64 gpa_of(const volatile void* p) { return reinterpret_cast<u64>(p); }
 
+// A LONG64 context (vcpu_up) that runs `main` on another vCPU of this domain: 64-bit mode on
+// this vCPU's page tables, the kernel's GDT, `stack_top` (16-byte aligned) its stack, interrupts
+// off and no IDT. `main` must not return.
+lamina_vcpu_context long64_vcpu_context(void (*main)(), void* stack_top);
+
 }  // namespace conformance
 
 // The kernel's name (as Dom0 knows its module: "test-<name>") and category.
