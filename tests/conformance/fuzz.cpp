@@ -7,11 +7,20 @@
 // Command line: seed=<n> (default: from the TSC) and calls=<n> (default 100000). The seed is
 // printed first, so that a failure replays with seed=<it>.
 //
-// The arguments are random except where a valid call would end the fuzzing domain itself:
-// shutdown gets only invalid reasons, vCPU 1 is never brought up (its random context would run
-// random code), and vcpu_block follows a 1 ms timer.
+// A second case makes the calls from both of the domain's vCPUs at once, each with its own
+// stream, so that calls race each other in the hypervisor (on two host CPUs where there are).
+//
+// The arguments are random except where a valid call would end the fuzzing itself: shutdown gets
+// only invalid reasons, vcpu_up never names vCPU 1 (its random context would run random code),
+// vcpu_down never names a vCPU that runs a stream, and vcpu_block follows a 1 ms timer. That
+// timer wakes vcpu_block only while LAMINA_VIRQ_TIMER is unbound (bound, it wakes through its
+// port, which the random calls' writes into the event page may have masked or left pending), so
+// a port bound to it is closed at once, and the two concurrent streams never block: one could
+// bind the other's timer in between.
 #include <tests/conformance/framework/conformance.h>
 #include <tests/conformance/framework/hypercall_table.h>
+
+#include <lamina/atomic.h>
 
 CONFORMANCE_KERNEL("fuzz", Stress);
 
@@ -111,6 +120,7 @@ Call random_call(Random& r) {
     if (call.number == LAMINA_HYPERCALL_shutdown && call.args[0] <= LAMINA_SHUTDOWN_CRASH)
         call.args[0] += LAMINA_SHUTDOWN_CRASH + 1;
     if (call.number == LAMINA_HYPERCALL_vcpu_up && call.args[0] == 1) call.args[0] = 2 + r.below(8);
+    if (call.number == LAMINA_HYPERCALL_vcpu_down && call.args[0] <= 1) call.args[0] = 2 + r.below(8);
     return call;
 }
 
@@ -129,6 +139,97 @@ u64 rdtsc() {
     return (u64{high} << 32) | low;
 }
 
+// What one stream of calls got. A vCPU tallies its own; vCPU 0 reports them all.
+struct Tally {
+    static constexpr usize kKeptWrong = 8;  // wrong answers spelled out; all are counted
+    struct Wrong {
+        u64 index;
+        Call call;
+        i64 result;
+        const char* why;
+    };
+    u64 calls = 0, successes = 0, errors = 0, wrong = 0, ticks = 0;
+    u64 by_errno[128] = {};  // by error number: all the ABI defines are below 128
+    Wrong kept[kKeptWrong] = {};
+};
+
+// Makes `count` random calls from `r`'s stream, or fewer should `stop` come true first (a stream
+// beside another, which never blocks).
+void make_calls(Random& r, u64 count, Tally& tally, const Atomic<u32>* stop = nullptr) {
+    const u64 start = rdtsc();
+    for (u64 i = 0; i < count && !(stop && stop->load()); ++i) {
+        Call call = random_call(r);
+        if (call.number == LAMINA_HYPERCALL_vcpu_block) {
+            if (stop) call.number = LAMINA_HYPERCALL_vcpu_yield;
+            else lamina_hc_vcpu_set_timer(1'000'000);
+        }
+        const i64 result = raw_hypercall(call.number, call.args[0], call.args[1], call.args[2], call.args[3],
+                                         call.args[4]);
+        if (call.number == LAMINA_HYPERCALL_evtchn_bind_virq && call.args[0] == LAMINA_VIRQ_TIMER && result > 0)
+            lamina_hc_evtchn_close(static_cast<u32>(result));
+        ++tally.calls;
+        if (const char* why = wrong_answer(call, result)) {
+            if (tally.wrong < Tally::kKeptWrong) tally.kept[tally.wrong] = {i, call, result, why};
+            ++tally.wrong;
+        }
+        if (result >= 0) {
+            ++tally.successes;
+        } else {
+            ++tally.errors;
+            if (-result < static_cast<i64>(array_size(tally.by_errno))) ++tally.by_errno[-result];
+        }
+    }
+    tally.ticks = rdtsc() - start;
+}
+
+void report(Test& t, const char* stream, u64 seed, const Tally& tally) {
+    for (u64 k = 0; k < min<u64>(tally.wrong, Tally::kKeptWrong); ++k) {
+        const Tally::Wrong& w = tally.kept[k];
+        const HypercallEntry* e = find_hypercall(w.call.number);
+        t.check(false, "a random call gets an answer the ABI allows",
+                "{}: call {} of seed {}: number {:#x} ({}) args {:#x} {:#x} {:#x} {:#x} {:#x} returned {}: {}", stream,
+                w.index, seed, w.call.number, e ? e->name : "?", w.call.args[0], w.call.args[1], w.call.args[2],
+                w.call.args[3], w.call.args[4], w.result, w.why);
+    }
+    t.check(tally.wrong == 0, "every random call got an answer the ABI allows", "{}: {} did not", stream,
+            tally.wrong);
+    t.note("fuzz: {}: {} calls, {} succeeded, {} refused, {} TSC ticks per call", stream, tally.calls,
+           tally.successes, tally.errors, tally.calls ? tally.ticks / tally.calls : 0);
+    for (i64 code = 1; code < static_cast<i64>(array_size(tally.by_errno)); ++code) {
+        if (tally.by_errno[code]) t.note("fuzz:   {:<8} {}", lamina_errno_name(-code), tally.by_errno[code]);
+    }
+}
+
+// The second vCPU's stream: its own seed, calls until vCPU 0 has made its own.
+constexpr u32 kSecondVcpu = 1;
+constexpr u64 kSecondStreamSalt = 0x5ec0d;
+alignas(16) u8 second_stack[16384];
+lamina_vcpu_context second_context;
+u64 second_seed = 0;
+Tally second_tally;
+Atomic<u32> second_stop{0};
+Atomic<u32> second_started{0};
+Atomic<u32> second_done{0};
+
+[[noreturn]] void second_vcpu_main() {
+    second_started.store(1);
+    Random r(second_seed);
+    make_calls(r, ~u64{0}, second_tally, &second_stop);
+    second_done.store(1);
+    for (;;) asm volatile("cli; hlt");
+}
+
+// Waits, yielding the CPU, until `done` holds or about 10 s passed.
+template <typename Done>
+bool yield_until(Done done) {
+    const u64 deadline = rdtsc() + (u64{1} << 35);  // ~10 s at 3 GHz, enough at any emulated TSC rate
+    while (!done()) {
+        if (rdtsc() > deadline) return false;
+        lamina_hc_vcpu_yield();
+    }
+    return true;
+}
+
 }  // namespace
 
 TEST_CASE(random_calls, "random hypercalls get answers the ABI allows") {
@@ -136,36 +237,31 @@ TEST_CASE(random_calls, "random hypercalls get answers the ABI allows") {
     const u64 calls = option("calls", kDefaultCalls);
     t.note("fuzz: seed={} calls={} (replay: seed={})", seed, calls, seed);
     Random r(seed);
-    u64 successes = 0, errors = 0, wrong = 0;
-    u64 by_errno[128] = {};  // by error number: all the ABI defines are below 128
-    const u64 start = rdtsc();
-    for (u64 i = 0; i < calls; ++i) {
-        const Call call = random_call(r);
-        if (call.number == LAMINA_HYPERCALL_vcpu_block) lamina_hc_vcpu_set_timer(1'000'000);
-        const i64 result = raw_hypercall(call.number, call.args[0], call.args[1], call.args[2], call.args[3],
-                                         call.args[4]);
-        if (const char* why = wrong_answer(call, result)) {
-            // Only the first few are spelled out; all are counted.
-            if (++wrong <= 8)
-                t.check(false, "a random call gets an answer the ABI allows",
-                        "call {} of seed {}: number {:#x} ({}) args {:#x} {:#x} {:#x} {:#x} {:#x} returned {}: {}", i,
-                        seed, call.number, find_hypercall(call.number) ? find_hypercall(call.number)->name : "?",
-                        call.args[0], call.args[1], call.args[2], call.args[3], call.args[4], result, why);
-        }
-        if (result >= 0) {
-            ++successes;
-        } else {
-            ++errors;
-            if (-result < static_cast<i64>(array_size(by_errno))) ++by_errno[-result];
-        }
-    }
-    const u64 ticks = rdtsc() - start;
-    t.check(wrong == 0, "every random call got an answer the ABI allows", "{} did not", wrong);
-    t.note("fuzz: {} calls, {} succeeded, {} refused, {} TSC ticks per call", calls, successes, errors,
-           calls ? ticks / calls : 0);
-    for (i64 code = 1; code < static_cast<i64>(array_size(by_errno)); ++code) {
-        if (by_errno[code]) t.note("fuzz:   {:<8} {}", lamina_errno_name(-code), by_errno[code]);
-    }
+    static Tally tally;
+    make_calls(r, calls, tally);
+    report(t, "vCPU 0", seed, tally);
+}
+
+TEST_CASE(concurrent_calls, "random hypercalls from both vCPUs at once get answers the ABI allows") {
+    // Streams of their own, derived from the seed, so that the case replays with it too.
+    const u64 seed = option("seed", rdtsc()) + 1;
+    const u64 calls = option("calls", kDefaultCalls) / 2;
+    second_seed = seed ^ kSecondStreamSalt;
+    second_context = long64_vcpu_context(second_vcpu_main, second_stack + sizeof(second_stack));
+    if (!t.returns(lamina_hc_vcpu_up(kSecondVcpu, gpa_of(&second_context)), 0,
+                   "vcpu_up: the second vCPU starts its stream") ||
+        !t.check(yield_until([] { return second_started.load() != 0; }), "the second vCPU runs"))
+        return;
+    Random r(seed);
+    static Tally tally;
+    make_calls(r, calls, tally);
+    second_stop.store(1);
+    if (!t.check(yield_until([] { return second_done.load() != 0; }), "the second vCPU ends its stream when asked"))
+        return;
+    t.returns(lamina_hc_vcpu_down(kSecondVcpu), 0, "vcpu_down: the second vCPU, its stream ended");
+    report(t, "vCPU 0 beside vCPU 1", seed, tally);
+    report(t, "vCPU 1", second_seed, second_tally);
+    t.check(second_tally.calls > 0, "the second vCPU made calls", "{}", second_tally.calls);
 }
 
 TEST_CASE(still_answering, "the hypervisor answers as before after the random calls") {
