@@ -813,6 +813,7 @@ def bridged_interactive(a, iso, files, emu_exit):
     queued, partial = [], b""
     prompts, sent, seen_tail = 0, 0, b""
     dom0_started = False
+    drain_deadline = None
     ready_at = None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -871,11 +872,15 @@ def bridged_interactive(a, iso, files, emu_exit):
             if queued and ready_at is not None:
                 if not dom0_started and prompts == 0 and time.monotonic() - ready_at > NO_PROMPT_GRACE:
                     prompts = sent + len(queued)  # no shell: send it all
-                while queued and sent < prompts:
+                while queued and sent < prompts and status is None:
                     conn.sendall(queued.pop(0))
                     sent += 1
-            status = proc.poll()
-            if status is not None:
+            if status is None:
+                status = proc.poll()
+                # What it wrote just before it ended may still be in the socket: read on to the
+                # port's end of file (above), or for a moment at most.
+                drain_deadline = time.monotonic() + 2.0
+            if status is not None and time.monotonic() > drain_deadline:
                 break
             if a.timeout and time.monotonic() - start > a.timeout:
                 print(f"\r\n[lamina] stopped after {a.timeout:g} s\r", file=sys.stderr)
