@@ -41,7 +41,7 @@ void hypervisor_key(char key) {
                        s.free_bytes / MiB, s.hypervisor_bytes / KiB);
             break;
         }
-        case 'c': log::print("\r\n(Lamina) {} CPUs online\r\n", smp::online_count()); break;
+        case 'c': log::print("\r\n(Lamina) CPUs online: {}\r\n", smp::online_count()); break;
         default: break;
     }
 }
