@@ -749,7 +749,7 @@ def run_interactive(a):
 
 
 SHELL_PROMPT = b"lamina> "
-DOM0_STARTING = re.compile(r"\bdom0: .* starting$")
+DOM0_STARTING = re.compile(r"\bdom0: .* starting$")  # hypervisor/main.cpp, as it starts Dom0
 NO_PROMPT_GRACE = 5.0  # seconds after READY
 
 

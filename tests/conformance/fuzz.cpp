@@ -21,10 +21,12 @@
 #include <tests/conformance/framework/hypercall_table.h>
 
 #include <lamina/atomic.h>
+#include <tests/guests/guest.h>
 
 CONFORMANCE_KERNEL("fuzz", Stress);
 
 using namespace conformance;
+using guest::rdtsc;
 
 namespace {
 
@@ -133,12 +135,6 @@ const char* wrong_answer(const Call& call, i64 result) {
     return nullptr;
 }
 
-u64 rdtsc() {
-    u32 low, high;
-    asm volatile("rdtsc" : "=a"(low), "=d"(high));
-    return (u64{high} << 32) | low;
-}
-
 // What one stream of calls got. A vCPU tallies its own; vCPU 0 reports them all.
 struct Tally {
     static constexpr usize kKeptWrong = 8;  // wrong answers spelled out; all are counted
@@ -217,17 +213,6 @@ Atomic<u32> second_done{0};
     make_calls(r, ~u64{0}, second_tally, &second_stop);
     second_done.store(1);
     for (;;) asm volatile("cli; hlt");
-}
-
-// Waits, yielding the CPU, until `done` holds or about 10 s passed.
-template <typename Done>
-bool yield_until(Done done) {
-    const u64 deadline = rdtsc() + (u64{1} << 35);  // ~10 s at 3 GHz, enough at any emulated TSC rate
-    while (!done()) {
-        if (rdtsc() > deadline) return false;
-        lamina_hc_vcpu_yield();
-    }
-    return true;
 }
 
 }  // namespace

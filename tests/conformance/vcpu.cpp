@@ -8,12 +8,14 @@
 #include <tests/conformance/framework/conformance.h>
 
 #include <lamina/atomic.h>
+#include <tests/guests/guest.h>
 #include <lamina/string.h>
 #include <tests/guests/traps.h>
 
 CONFORMANCE_KERNEL("vcpu", Functional);
 
 using namespace conformance;
+using guest::rdtsc;
 
 // What an entry of vcpu_entry.S records: how many times it ran, then EAX..EDI as it found them.
 struct EntryRecord {
@@ -35,7 +37,6 @@ constexpr u32 kSecond = 1;                // the vCPU these cases start and stop
 constexpr u64 kRealModeBase = 0x8000;     // RAM below 1 MiB, above the PVH boot information
 constexpr u64 kRealModeStack = 0x7ff0;
 constexpr u32 kRegisterPattern = 0xc0de0000;  // | the register's number: what a context asks for
-constexpr u32 kMaxYields = 100000;        // how long vCPU 0 waits for the second one, in yields
 constexpr u64 kMs = 1'000'000;
 // Timers the guest compares by TSC ticks (it knows no TSC frequency): far enough apart that
 // vCPU 0's wait for its turn on a CPU after a wake-up (Dom0 prints meanwhile) cannot blur them.
@@ -91,22 +92,6 @@ void timer_job() {
 }
 
 // ---- vCPU 0's side ------------------------------------------------------------------------------
-
-u64 rdtsc() {
-    u32 lo, hi;
-    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (u64{hi} << 32) | lo;
-}
-
-// Yields until `done()` (called once a round: it may act) holds, or gives up.
-template <typename Done>
-bool yield_until(Done done) {
-    for (u32 round = 0; !done(); ++round) {
-        if (round == kMaxYields) return false;
-        lamina_hc_vcpu_yield();
-    }
-    return true;
-}
 
 u32 arrivals(const EntryRecord& record) { return __atomic_load_n(&record.arrivals, __ATOMIC_SEQ_CST); }
 EntryRecord& real_mode_copy() {

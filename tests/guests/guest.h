@@ -36,6 +36,12 @@ inline Cpuid cpuid(u32 leaf, u32 subleaf = 0) {
     return r;
 }
 
+inline u64 rdtsc() {
+    u32 lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (u64{hi} << 32) | lo;
+}
+
 class Console final : public Sink {
 public:
     void write(const char* text, usize length) override {

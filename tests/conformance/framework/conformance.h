@@ -204,6 +204,17 @@ void check_bad_buffers(Test& t, const char* call_name, u64 size, Call call) {
 
 inline u64 gpa_of(const volatile void* p) { return reinterpret_cast<u64>(p); }
 
+// Yields the CPU until `done()` (called once a round: it may act) holds, or gives up after
+// 100,000 rounds: how long a vCPU waits for another of its domain.
+template <typename Done>
+bool yield_until(Done done) {
+    for (u32 round = 0; !done(); ++round) {
+        if (round == 100000) return false;
+        lamina_hc_vcpu_yield();
+    }
+    return true;
+}
+
 // A LONG64 context (vcpu_up) that runs `main` on another vCPU of this domain: 64-bit mode on
 // this vCPU's page tables, the kernel's GDT, `stack_top` (16-byte aligned) its stack, interrupts
 // off and no IDT. `main` must not return.

@@ -55,12 +55,6 @@ void check_msrs(Checks& t) {
     t.expect(gs_after_swap == kernel_gs, "msr: SWAPGS exchanges GS base and KERNEL_GS_BASE", "{:#x}", gs_after_swap);
 }
 
-u64 rdtsc() {
-    u32 lo, hi;
-    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (u64{hi} << 32) | lo;
-}
-
 // The hypercall ABI as an unprivileged domain sees it: discovery, the page, the answers it may
 // get and those it may not.
 void check_hypercalls(Checks& t) {

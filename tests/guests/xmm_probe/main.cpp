@@ -49,9 +49,8 @@ extern "C" void guest_main(u64 start_info) {
              "{:#x} {:#x}", rdmsr(kLstar), rdmsr(kKernelGsBase));
     // A marker of this run's own (the start info address differs per guest only by chance, so mix
     // in the TSC): what a second guest would see if the state leaked.
-    u32 lo, hi;
-    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    const Xmm marker{u64{0x5a5a5a5a00000000} | lo, u64{0xa5a5a5a500000000} | hi | start_info};
+    const u64 tsc = rdtsc();
+    const Xmm marker{u64{0x5a5a5a5a00000000} | (tsc & 0xffffffff), u64{0xa5a5a5a500000000} | (tsc >> 32) | start_info};
     write_xmm0(marker);
     // Canonical addresses of this run's own.
     const u64 msr_marker = 0xffff800000000000 | (marker.low & 0x7ffffffff000);
